@@ -1,0 +1,59 @@
+"""Attention over the encoder memory: Luong ``dot`` and ``general``, Bahdanau ``additive``.
+
+Keys are computed from the memory once per sentence (:meth:`Attention.keys`) and reused at
+every decoder step. Shapes: query ``[B, T, Dq]``, memory ``[B, S, Dm]``, mask ``[B, S]``.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+MASKED_SCORE = -1e9  # not -inf: a fully padded row must give zeros, not NaN
+
+
+@keras.saving.register_keras_serializable(package="s2s")
+class Attention(keras.layers.Layer):
+    """Scores queries against the memory and returns ``(context [B,T,Dm], weights [B,T,S])``.
+
+    - ``dot``: ``score = q · m`` (needs ``Dq == Dm``)
+    - ``general``: ``score = q · (W m)``
+    - ``additive``: ``score = v · tanh(W_q q + W_k m)``
+
+    Example:
+    >>> att = Attention("general", query_dim=8)
+    >>> memory = keras.random.normal((2, 5, 6)); query = keras.random.normal((2, 3, 8))
+    >>> context, weights = att(query, att.keys(memory), memory, ops.ones((2, 5), "bool"))
+    >>> tuple(context.shape), tuple(weights.shape)
+    ((2, 3, 6), (2, 3, 5))
+    """
+
+    def __init__(self, kind: str = "general", query_dim: int = 512, units: int = 256, **kwargs):
+        super().__init__(**kwargs)
+        if kind not in ("dot", "general", "additive"):
+            raise ValueError(f"unknown attention {kind!r}")
+        self.kind, self.query_dim, self.units = kind, query_dim, units
+        if kind == "general":
+            self.key_proj = keras.layers.Dense(query_dim, use_bias=False, name="key_proj")
+        elif kind == "additive":
+            self.key_proj = keras.layers.Dense(units, use_bias=False, name="key_proj")
+            self.query_proj = keras.layers.Dense(units, use_bias=True, name="query_proj")
+            self.energy = keras.layers.Dense(1, use_bias=False, name="energy")
+
+    def keys(self, memory):
+        """What the scores compare queries with; computed once per sentence."""
+        return memory if self.kind == "dot" else self.key_proj(memory)
+
+    def call(self, query, keys, memory, mask):
+        if self.kind == "additive":
+            hidden = ops.tanh(self.query_proj(query)[:, :, None, :] + keys[:, None, :, :])
+            scores = ops.squeeze(self.energy(hidden), -1)
+        else:
+            scores = ops.matmul(query, ops.transpose(keys, (0, 2, 1)))
+        scores = ops.where(mask[:, None, :], scores, ops.cast(MASKED_SCORE, scores.dtype))
+        weights = ops.softmax(scores, axis=-1)
+        return ops.matmul(weights, memory), weights
+
+    def get_config(self):
+        return {**super().get_config(), "kind": self.kind, "query_dim": self.query_dim,
+                "units": self.units}

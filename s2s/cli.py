@@ -1,0 +1,145 @@
+"""``python -m s2s train|translate|evaluate|prepare``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+
+from s2s.config import ConfigError, load_config  # noqa: E402
+
+
+def _utf8_stdio() -> None:
+    """Text in and out is UTF-8 whatever the caller's locale (``make train LANG=zh-en`` ...)."""
+    for stream in (sys.stdin, sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(encoding="utf-8", errors="replace" if stream is sys.stdin else "strict")
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lang", default="zh-en", help="language pair, e.g. zh-en (data/<lang>.yaml)")
+    parser.add_argument("--config", help="a config file instead of data/<lang>.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE", help="override a config key (repeatable)")
+
+
+def cmd_train(args) -> int:
+    from s2s.train import train
+
+    config = load_config(args.lang, args.config, args.overrides)
+    run = args.run or f"runs/{args.lang}"
+    result = train(config, run, Path(args.corpus) if args.corpus else None, log=_log)
+    print(json.dumps({k: result[k] for k in ("bleu", "chrf", "bleu_signature")}, ensure_ascii=False))
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    from s2s import data as data_lib
+    from s2s.corpora import locate
+
+    config = load_config(args.lang, args.config, args.overrides)
+    corpus = Path(args.corpus) if args.corpus else locate(config["data"]["corpus"])
+    splits, report = data_lib.prepare(corpus, config)
+    _log(report.summary())
+    _log(f"split: {splits.sizes()}")
+    if args.report:
+        Path(args.report).write_text(json.dumps(report.as_dict(), indent=2), encoding="utf-8")
+    return 0
+
+
+def cmd_translate(args) -> int:
+    from s2s.train import load_trained
+    from s2s.translate import Translator
+
+    config, model, src_tok, tgt_tok = load_trained(args.run)
+    translator = Translator.from_config(model, src_tok, tgt_tok, config, beam_size=args.beam,
+                                        alpha=args.alpha, batch_size=args.batch_size)
+    source = open(args.input, encoding="utf-8") if args.input else sys.stdin
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    with source, out:
+        for line in translator.translate_stream(source):
+            out.write(line + "\n")
+            out.flush()
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from s2s.evaluate import score
+
+    if args.hyp:
+        hyps = Path(args.hyp).read_text(encoding="utf-8").splitlines()
+        ref_files = [Path(r).read_text(encoding="utf-8").splitlines() for r in args.ref]
+        for path, refs in zip(args.ref, ref_files, strict=True):
+            if len(refs) != len(hyps):
+                raise SystemExit(f"{path}: {len(refs)} lines, but {args.hyp} has {len(hyps)}")
+        refs = [[r[i] for r in ref_files if r[i]] for i in range(len(hyps))]
+        lang = args.tgt_lang or "en"
+        print(score(hyps, refs, lang, args.tokenize).summary())
+        return 0
+    from s2s import data as data_lib
+    from s2s import runs
+    from s2s.train import evaluate_test, load_trained
+
+    config, model, src_tok, tgt_tok = load_trained(args.run)
+    if args.beam:
+        config["search"]["beam_size"] = args.beam
+    if args.tokenize:
+        config["eval"]["tokenize"] = args.tokenize
+    paths = runs.RunPaths(Path(args.run))
+    splits = data_lib.load_splits(paths.data)
+    evaluate_test(config, paths, model, src_tok, tgt_tok, splits, _log, args.split)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m s2s", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="prepare data, train, evaluate on test")
+    _config_args(p)
+    p.add_argument("--run", help="run folder (default runs/<lang>)")
+    p.add_argument("--corpus", help="corpus file instead of the manifest's")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("prepare", help="run the data stage alone and report what cleaning did")
+    _config_args(p)
+    p.add_argument("--corpus", help="corpus file instead of the manifest's")
+    p.add_argument("--report", help="write the cleaning report as JSON here")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("translate", help="translate stdin (or --input) line by line")
+    p.add_argument("--run", default="runs/zh-en")
+    p.add_argument("--input"), p.add_argument("--output")
+    p.add_argument("--beam", type=int, help="beam size (1 = greedy); default from the config")
+    p.add_argument("--alpha", type=float, help="length penalty; default from the config")
+    p.add_argument("--batch-size", type=int)
+    p.set_defaults(func=cmd_translate)
+
+    p = sub.add_parser("evaluate", help="score a run's split, or a hypothesis file")
+    p.add_argument("--run", default="runs/zh-en")
+    p.add_argument("--split", default="test", choices=["dev", "test"])
+    p.add_argument("--beam", type=int)
+    p.add_argument("--hyp", help="score this file instead of translating")
+    p.add_argument("--ref", nargs="+", default=[], help="reference file(s), one line per hypothesis")
+    p.add_argument("--tgt-lang", help="target language of --hyp (picks the BLEU tokenizer)")
+    p.add_argument("--tokenize", help="sacreBLEU tokenizer (default: zh for Chinese, else 13a)")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _utf8_stdio()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError) as e:
+        _log(f"error: {e}")
+        return 2

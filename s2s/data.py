@@ -1,0 +1,191 @@
+"""Read a parallel corpus, normalise and clean it (counting every dropped line), and split it.
+
+The split groups pairs by source sentence, so a source in dev or test never occurs in train,
+and dev/test keep every reference of a source for multi-reference scoring.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# Full-width punctuation that Chinese text uses and NFKC would turn into ASCII.
+CJK_PUNCTUATION = "，！？：；（）"
+_CJK_PUNCT_RUN = re.compile(f"([{CJK_PUNCTUATION}]+)")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
+_SPACES = re.compile(r"\s+")
+
+DROP_REASONS = ("invalid_utf8", "wrong_columns", "empty", "too_long", "duplicate")
+
+
+class CorpusError(ValueError):
+    """A corpus file that cannot be read at all."""
+
+
+@dataclass
+class CleaningReport:
+    """What happened to every input line: ``kept + sum(dropped) == lines_read``."""
+
+    path: str
+    lines_read: int = 0
+    kept: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    examples: dict = field(default_factory=dict)  # reason -> first offending line number
+
+    def drop(self, reason: str, line_no: int, count: int = 1) -> None:
+        self.dropped[reason] += count
+        self.examples.setdefault(reason, line_no)
+
+    def as_dict(self) -> dict:
+        return {"lines_read": self.lines_read, "kept": self.kept, "dropped": dict(self.dropped)}
+
+    def summary(self) -> str:
+        rows = [f"{self.path}: {self.lines_read:,} lines read, {self.kept:,} pairs kept"]
+        for reason in DROP_REASONS:
+            if self.dropped.get(reason):
+                rows.append(
+                    f"  dropped {reason:<14} {self.dropped[reason]:>7,}"
+                    f"  (first at line {self.examples[reason]})"
+                )
+        return "\n".join(rows)
+
+
+def normalize(text: str, lang: str) -> str:
+    """NFKC, control characters removed, whitespace collapsed; Chinese keeps full-width punctuation."""
+    text = _CONTROL.sub("", text)
+    if lang == "zh":
+        parts = _CJK_PUNCT_RUN.split(text)
+        text = "".join(p if i % 2 else unicodedata.normalize("NFKC", p) for i, p in enumerate(parts))
+    else:
+        text = unicodedata.normalize("NFKC", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def read_tsv(path: Path, columns: dict[str, int], src_lang: str, tgt_lang: str,
+             limit: int | None = None) -> tuple[pd.DataFrame, CleaningReport]:
+    """Read ``path`` (one pair a line, tab-separated) into a frame of ``line, src, tgt``.
+
+    Lines that are not valid UTF-8 or lack the needed columns are counted, not raised.
+    """
+    report = CleaningReport(path=str(path))
+    need = max(columns[src_lang], columns[tgt_lang]) + 1
+    records = []
+    try:
+        fh = open(path, "rb")
+    except OSError as e:
+        raise CorpusError(f"{path}: cannot open: {e.strerror}") from e
+    with fh:
+        for line_no, raw in enumerate(fh, start=1):
+            if limit is not None and line_no > limit:
+                break
+            report.lines_read += 1
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError:
+                report.drop("invalid_utf8", line_no)
+                continue
+            fields = line.split("\t")
+            if len(fields) < need:
+                report.drop("wrong_columns", line_no)
+                continue
+            records.append((line_no, fields[columns[src_lang]], fields[columns[tgt_lang]]))
+    if report.lines_read == 0:
+        raise CorpusError(f"{path}: the file is empty")
+    return pd.DataFrame.from_records(records, columns=["line", "src", "tgt"]), report
+
+
+def clean(frame: pd.DataFrame, report: CleaningReport, src_lang: str, tgt_lang: str,
+          max_chars: int) -> pd.DataFrame:
+    """Normalise both sides and drop empty, over-long and duplicate pairs, counting each."""
+    frame = frame.assign(
+        src=frame["src"].map(lambda s: normalize(s, src_lang)),
+        tgt=frame["tgt"].map(lambda s: normalize(s, tgt_lang)),
+    )
+    checks = [
+        ("empty", (frame["src"] == "") | (frame["tgt"] == "")),
+        ("too_long", (frame["src"].str.len() > max_chars) | (frame["tgt"].str.len() > max_chars)),
+    ]
+    for reason, bad in checks:
+        if bad.any():
+            report.drop(reason, int(frame.loc[bad, "line"].iloc[0]), int(bad.sum()))
+        frame = frame[~bad]
+    dup = frame.duplicated(subset=["src", "tgt"], keep="first")
+    if dup.any():
+        report.drop("duplicate", int(frame.loc[dup, "line"].iloc[0]), int(dup.sum()))
+    frame = frame[~dup].reset_index(drop=True)
+    report.kept = len(frame)
+    return frame
+
+
+@dataclass
+class Splits:
+    train: pd.DataFrame  # one row per pair: line, src, tgt
+    dev: pd.DataFrame  # all pairs of the dev sources
+    test: pd.DataFrame
+
+    def sizes(self) -> str:
+        return ", ".join(
+            f"{name} {len(df):,} pairs / {df['src'].nunique():,} sources"
+            for name, df in (("train", self.train), ("dev", self.dev), ("test", self.test))
+        )
+
+
+def split(frame: pd.DataFrame, dev_sources: int, test_sources: int, seed: int) -> Splits:
+    """Deterministic split by distinct source sentence (a source's pairs stay together)."""
+    sources = frame["src"].drop_duplicates().to_numpy()
+    if dev_sources + test_sources >= len(sources):
+        raise CorpusError(
+            f"only {len(sources)} distinct sources; cannot hold out {dev_sources} + {test_sources}"
+        )
+    order = np.random.default_rng(seed).permutation(len(sources))
+    test_set = set(sources[order[:test_sources]])
+    dev_set = set(sources[order[test_sources : test_sources + dev_sources]])
+    in_test = frame["src"].isin(test_set)
+    in_dev = frame["src"].isin(dev_set)
+    return Splits(
+        train=frame[~in_test & ~in_dev].reset_index(drop=True),
+        dev=frame[in_dev].reset_index(drop=True),
+        test=frame[in_test].reset_index(drop=True),
+    )
+
+
+def references(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Distinct sources (in first-seen order) and, for each, all its references."""
+    grouped = frame.groupby("src", sort=False)["tgt"].agg(list)
+    return grouped.index.tolist(), grouped.tolist()
+
+
+def save_splits(splits: Splits, folder: Path) -> None:
+    """Write each split as ``line<TAB>src<TAB>tgt`` (text has no tabs after normalisation)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("train", "dev", "test"):
+        frame = getattr(splits, name)
+        with open(folder / f"{name}.tsv", "w", encoding="utf-8") as f:
+            f.write("line\tsrc\ttgt\n")
+            for line, src, tgt in frame[["line", "src", "tgt"]].itertuples(index=False):
+                f.write(f"{line}\t{src}\t{tgt}\n")
+
+
+def load_splits(folder: Path) -> Splits:
+    def read(name: str) -> pd.DataFrame:
+        return pd.read_csv(folder / f"{name}.tsv", sep="\t", dtype={"src": str, "tgt": str},
+                           keep_default_na=False, quoting=3)
+
+    return Splits(train=read("train"), dev=read("dev"), test=read("test"))
+
+
+def prepare(path: Path, config: dict) -> tuple[Splits, CleaningReport]:
+    """The whole data stage: read, clean, split."""
+    from s2s.corpora import corpus_entry
+
+    data = config["data"]
+    columns = corpus_entry(data["corpus"])["columns"] if data.get("corpus") else {}
+    frame, report = read_tsv(path, columns, data["src_lang"], data["tgt_lang"], data.get("limit"))
+    frame = clean(frame, report, data["src_lang"], data["tgt_lang"], data["max_chars"])
+    return split(frame, data["dev_sources"], data["test_sources"], data["seed"]), report

@@ -1,0 +1,232 @@
+"""Encoder, decoder and the Seq2Seq model that ties them together.
+
+The decoder has two ways to run, sharing every weight:
+- :meth:`Decoder.call`: the whole target sequence at once (teacher forcing, training);
+- :meth:`Decoder.step`: one token for a batch of hypotheses (search).
+``tests/test_model.py`` checks that stepping through the reference reproduces the teacher-forced
+logits.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from s2s.attention import Attention
+from s2s.cells import recurrent_layer
+from s2s.tokenizer import PAD_ID
+
+
+@keras.saving.register_keras_serializable(package="s2s")
+class Encoder(keras.layers.Layer):
+    """Embeddings and stacked bidirectional RNNs.
+
+    ``call(src [B,S])`` returns the memory ``[B, S, 2U]``, the final states of the last layer
+    (each ``[B, 2U]``, forward and backward concatenated) and the source mask ``[B, S]``.
+    Padding (id 0) is masked, so a sentence encodes the same whatever it is padded to.
+    """
+
+    def __init__(self, vocab_size: int, embedding_dim: int, units: int, num_layers: int = 1,
+                 cell: str = "lstm", dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size, self.embedding_dim, self.units = vocab_size, embedding_dim, units
+        self.num_layers, self.cell, self.dropout_rate = num_layers, cell, dropout
+        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        self.rnns = [
+            keras.layers.Bidirectional(recurrent_layer(cell, units), name=f"birnn_{i}")
+            for i in range(num_layers)
+        ]
+        self.dropout = keras.layers.Dropout(dropout)
+
+    def call(self, src, training=False):
+        mask = ops.not_equal(src, PAD_ID)
+        x = self.dropout(self.embedding(src), training=training)
+        for i, rnn in enumerate(self.rnns):
+            if i > 0:
+                x = self.dropout(x, training=training)
+            out, *states = rnn(x, mask=mask, training=training)
+            x = out + x if i > 0 else out  # residual from the second layer on
+        half = len(states) // 2
+        final = [ops.concatenate([states[j], states[half + j]], axis=-1) for j in range(half)]
+        return x, final, mask
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size,
+                "embedding_dim": self.embedding_dim, "units": self.units,
+                "num_layers": self.num_layers, "cell": self.cell, "dropout": self.dropout_rate}
+
+
+@keras.saving.register_keras_serializable(package="s2s")
+class Decoder(keras.layers.Layer):
+    """Stacked RNN initialised from the encoder, attention, attentional layer, output projection.
+
+    Luong-style: ``h~ = tanh(W_c [context; h])``, ``logits = W_o h~``.
+    """
+
+    def __init__(self, vocab_size: int, embedding_dim: int, units: int, num_layers: int = 1,
+                 cell: str = "lstm", attention: str = "general", attention_dim: int = 256,
+                 dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size, self.embedding_dim, self.units = vocab_size, embedding_dim, units
+        self.num_layers, self.cell, self.attention_kind = num_layers, cell, attention
+        self.attention_dim, self.dropout_rate = attention_dim, dropout
+        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        self.rnns = [recurrent_layer(cell, units, name=f"rnn_{i}") for i in range(num_layers)]
+        self.attention = Attention(attention, query_dim=units, units=attention_dim, name="attention")
+        self.combine = keras.layers.Dense(attention_dim, activation="tanh", use_bias=False,
+                                          name="combine")
+        self.output_proj = keras.layers.Dense(vocab_size, name="output_proj")
+        self.dropout = keras.layers.Dropout(dropout)
+
+    def call(self, tgt_in, memory, keys, mask, states, training=False):
+        """Teacher forcing: ``tgt_in [B,T]`` -> logits ``[B, T, V]``.
+
+        No mask is passed to the RNNs: targets are right-padded, so padded steps come after every
+        real one and cannot change it; the loss ignores their outputs.
+        """
+        x = self.dropout(self.embedding(tgt_in), training=training)
+        for i, rnn in enumerate(self.rnns):
+            if i > 0:
+                x = self.dropout(x, training=training)
+            out, *_ = rnn(x, initial_state=states[i], training=training)
+            x = out + x if i > 0 else out
+        context, _ = self.attention(x, keys, memory, mask)
+        return self._project(context, x, training)
+
+    def step(self, tokens, states, memory, keys, mask):
+        """One search step: ``tokens [B]`` -> logits ``[B, V]``, new states, weights ``[B, S]``."""
+        x = self.embedding(tokens)
+        new_states = []
+        for i, rnn in enumerate(self.rnns):
+            out, layer_states = rnn.cell(x, states[i], training=False)
+            new_states.append(list(layer_states))
+            x = out + x if i > 0 else out
+        context, weights = self.attention(x[:, None, :], keys, memory, mask)
+        return self._project(context[:, 0, :], x, False), new_states, weights[:, 0, :]
+
+    def _project(self, context, hidden, training):
+        attentional = self.combine(ops.concatenate([context, hidden], axis=-1))
+        return self.output_proj(self.dropout(attentional, training=training))
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size,
+                "embedding_dim": self.embedding_dim, "units": self.units,
+                "num_layers": self.num_layers, "cell": self.cell,
+                "attention": self.attention_kind, "attention_dim": self.attention_dim,
+                "dropout": self.dropout_rate}
+
+
+@keras.saving.register_keras_serializable(package="s2s")
+class Seq2Seq(keras.Model):
+    """Bidirectional RNN encoder + attention decoder, trained with teacher forcing.
+
+    ``model((src [B,S], tgt_in [B,T]))`` returns logits ``[B, T, V_tgt]``. For search use
+    :meth:`encode` once and :meth:`decode_step` per token.
+
+    Example:
+    >>> model = Seq2Seq(src_vocab_size=100, tgt_vocab_size=90, embedding_dim=8,
+    ...                 encoder_units=8, attention_dim=8)
+    >>> src = ops.convert_to_tensor([[5, 6, 7, 0]]); tgt_in = ops.convert_to_tensor([[2, 9, 10]])
+    >>> tuple(model((src, tgt_in)).shape)
+    (1, 3, 90)
+    """
+
+    def __init__(self, src_vocab_size: int, tgt_vocab_size: int, embedding_dim: int = 256,
+                 encoder_units: int = 256, encoder_layers: int = 1, decoder_layers: int = 1,
+                 cell: str = "lstm", attention: str = "general", attention_dim: int = 256,
+                 dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.hparams = dict(
+            src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
+            embedding_dim=embedding_dim, encoder_units=encoder_units,
+            encoder_layers=encoder_layers, decoder_layers=decoder_layers, cell=cell,
+            attention=attention, attention_dim=attention_dim, dropout=dropout,
+        )
+        self.encoder = Encoder(src_vocab_size, embedding_dim, encoder_units, encoder_layers,
+                               cell, dropout, name="encoder")
+        self.decoder = Decoder(tgt_vocab_size, embedding_dim, 2 * encoder_units, decoder_layers,
+                               cell, attention, attention_dim, dropout, name="decoder")
+        self.label_smoothing = 0.0
+        self.clipnorm: float | None = None
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.nll_tracker = keras.metrics.Mean(name="nll")
+        self.grad_norm_tracker = keras.metrics.Mean(name="grad_norm")
+        self.tokens_tracker = keras.metrics.Sum(name="tokens")
+
+    @classmethod
+    def from_config_dict(cls, model_config: dict, src_vocab_size: int, tgt_vocab_size: int):
+        """Build from the ``model`` section of a run config."""
+        return cls(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, **model_config)
+
+    def encode(self, src, training=False):
+        """Returns ``(memory, keys, mask, decoder initial states)``."""
+        memory, final, mask = self.encoder(src, training=training)
+        keys = self.decoder.attention.keys(memory)
+        states = [list(final) for _ in range(self.hparams["decoder_layers"])]
+        return memory, keys, mask, states
+
+    def decode_step(self, tokens, states, memory, keys, mask):
+        return self.decoder.step(tokens, states, memory, keys, mask)
+
+    def call(self, inputs, training=False):
+        src, tgt_in = inputs
+        memory, keys, mask, states = self.encode(src, training=training)
+        return self.decoder(tgt_in, memory, keys, mask, states, training=training)
+
+    # -- training ---------------------------------------------------------------------------
+
+    def compile(self, optimizer, label_smoothing: float = 0.0, clipnorm: float | None = None,
+                **kwargs):
+        """``label_smoothing`` and global-norm ``clipnorm`` are used by :meth:`train_step`."""
+        super().compile(optimizer=optimizer, **kwargs)
+        self.label_smoothing, self.clipnorm = label_smoothing, clipnorm
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.nll_tracker, self.grad_norm_tracker, self.tokens_tracker]
+
+    def _sequence_losses(self, data, training):
+        from s2s.train import sequence_loss
+
+        (src, tgt_in), tgt_out = data
+        logits = self((src, tgt_in), training=training)
+        return sequence_loss(logits, tgt_out, self.label_smoothing)
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss, nll, tokens = self._sequence_losses(data, training=True)
+        grads = tape.gradient(loss, self.trainable_variables)
+        if self.clipnorm:
+            grads, norm = tf.clip_by_global_norm(grads, self.clipnorm)
+        else:
+            norm = tf.linalg.global_norm(grads)
+        self.optimizer.apply(grads, self.trainable_variables)
+        return self._update_metrics(loss, nll, tokens, norm)
+
+    def test_step(self, data):
+        loss, nll, tokens = self._sequence_losses(data, training=False)
+        return self._update_metrics(loss, nll, tokens)
+
+    def _update_metrics(self, loss, nll, tokens, grad_norm=None):
+        self.loss_tracker.update_state(loss, sample_weight=tokens)
+        self.nll_tracker.update_state(nll, sample_weight=tokens)
+        self.tokens_tracker.update_state(tokens)
+        trackers = [self.loss_tracker, self.nll_tracker, self.tokens_tracker]
+        if grad_norm is not None:
+            self.grad_norm_tracker.update_state(grad_norm)
+            trackers.append(self.grad_norm_tracker)
+        return {m.name: m.result() for m in trackers}
+
+    # -- saving -----------------------------------------------------------------------------
+
+    def get_config(self):
+        return {**super().get_config(), **self.hparams}
+
+    def get_build_config(self):
+        return {"build_by_calling": True}
+
+    def build_from_config(self, config):
+        """Create every weight by running a one-token batch (shapes are not known statically)."""
+        one = ops.ones((1, 2), dtype="int32")
+        self((one, one))

@@ -1,0 +1,112 @@
+"""tf.data input pipeline: bucketed by length, batched by token count, padded with 0, prefetched.
+
+Every batch of a bucket has the same shape ``[B_b, L_b]`` (the last, partial batch of a bucket is
+topped up with all-padding rows, which the loss ignores), so a ``jit_compile``d train step is
+compiled once per bucket rather than once per batch shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from s2s.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+
+@dataclass(frozen=True)
+class Buckets:
+    """Length buckets: a pair of length ``n`` goes to the first bucket with ``n < boundary``."""
+
+    boundaries: tuple[int, ...]
+    batch_tokens: int
+
+    @property
+    def max_length(self) -> int:
+        return self.boundaries[-1] - 1
+
+    def batch_sizes(self) -> list[int]:
+        # bucket_by_sequence_length wants one size per bucket plus one for lengths >= last boundary
+        sizes = [max(1, self.batch_tokens // (b - 1)) for b in self.boundaries]
+        return sizes + [sizes[-1]]
+
+    def bucket_of(self, lengths: np.ndarray) -> np.ndarray:
+        return np.searchsorted(np.asarray(self.boundaries), lengths, side="right")
+
+    def steps_per_epoch(self, lengths: np.ndarray) -> int:
+        counts = np.bincount(self.bucket_of(lengths), minlength=len(self.boundaries) + 1)
+        return int(sum(-(-c // s) for c, s in zip(counts, self.batch_sizes(), strict=True)))
+
+
+def pair_lengths(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]]) -> np.ndarray:
+    """The length that buckets a pair: its longer side, the target counted with ``</s>``."""
+    return np.maximum([len(s) for s in src_ids], [len(t) + 1 for t in tgt_ids])
+
+
+def _ragged(ids: Sequence[Sequence[int]]) -> tf.RaggedTensor:
+    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+    flat = np.fromiter((i for x in ids for i in x), dtype=np.int32, count=int(lengths.sum()))
+    return tf.RaggedTensor.from_row_lengths(flat, lengths)
+
+
+def filter_long(src_ids, tgt_ids, buckets: Buckets):
+    """Split off the pairs too long for the largest bucket; returns (src, tgt, dropped count)."""
+    keep = pair_lengths(src_ids, tgt_ids) <= buckets.max_length
+    src = [s for s, k in zip(src_ids, keep, strict=True) if k]
+    tgt = [t for t, k in zip(tgt_ids, keep, strict=True) if k]
+    return src, tgt, int((~keep).sum())
+
+
+def teacher_forcing(src, tgt):
+    """``(src, tgt)`` -> ``((src, <s> y1..y(n-1) yn), y1..yn </s>)``: the target shifted by one."""
+    tgt_in = tf.concat([[BOS_ID], tgt], axis=0)
+    tgt_out = tf.concat([tgt, [EOS_ID]], axis=0)
+    return src, tgt_in, tgt_out
+
+
+def training_dataset(src_ids, tgt_ids, buckets: Buckets, shuffle: bool = True,
+                     seed: int = 0) -> tf.data.Dataset:
+    """Batches ``((src [B,L], tgt_in [B,L]), tgt_out [B,L])`` for ``Model.fit``.
+
+    Pairs longer than ``buckets.max_length`` must have been removed (see :func:`filter_long`).
+    """
+    lengths = pair_lengths(src_ids, tgt_ids)
+    if len(lengths) and lengths.max() > buckets.max_length:
+        raise ValueError(f"a pair has {lengths.max()} pieces; the largest bucket holds "
+                         f"{buckets.max_length} (call filter_long first)")
+    steps = buckets.steps_per_epoch(lengths)
+    ds = tf.data.Dataset.from_tensor_slices((_ragged(src_ids), _ragged(tgt_ids)))
+    if shuffle:
+        ds = ds.shuffle(len(lengths), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.bucket_by_sequence_length(
+        element_length_func=lambda s, ti, to: tf.maximum(tf.shape(s)[0], tf.shape(ti)[0]),
+        bucket_boundaries=list(buckets.boundaries),
+        bucket_batch_sizes=buckets.batch_sizes(),
+        padded_shapes=([None], [None], [None]),
+        padding_values=(PAD_ID, PAD_ID, PAD_ID),
+        pad_to_bucket_boundary=True,
+    )
+    batch_tokens = buckets.batch_tokens
+
+    def fill_batch(src, tgt_in, tgt_out):
+        # Top up a bucket's last, partial batch with padding rows: one shape per bucket.
+        rows = tf.maximum(1, batch_tokens // tf.shape(src)[1]) - tf.shape(src)[0]
+        pad = [[0, rows], [0, 0]]
+        return (tf.pad(src, pad), tf.pad(tgt_in, pad)), tf.pad(tgt_out, pad)
+
+    ds = ds.map(fill_batch, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def pad_batch(ids: Sequence[Sequence[int]], length: int | None = None) -> np.ndarray:
+    """Right-pad id lists with 0 into an ``int32`` array ``[len(ids), length]``."""
+    length = max((len(x) for x in ids), default=0) if length is None else length
+    out = np.full((len(ids), max(length, 1)), PAD_ID, dtype=np.int32)
+    for row, seq in enumerate(ids):
+        seq = seq[:length]
+        out[row, : len(seq)] = seq
+    return out

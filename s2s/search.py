@@ -1,0 +1,155 @@
+"""Greedy and beam search as TensorFlow graph code (``tf.while_loop``, no Python loop over time).
+
+Both take a ``step`` model (``encode`` + ``decode_step``, see :class:`s2s.model.Seq2Seq`) and a
+padded source batch ``[B, S]``, and return token ids ending in ``</s>`` (then padding) and
+length-normalised scores.
+
+Conventions shared by both, so that beam size 1 reproduces greedy exactly:
+- a hypothesis' length ``n`` counts its tokens including ``</s>``; its score is
+  ``log P(y) / lp(n)`` with the GNMT penalty ``lp(n) = ((5 + n) / 6) ** alpha``;
+- sentence ``i`` may produce at most ``floor(a * src_len_i + b)`` tokens before ``</s>``; at that
+  point ``</s>`` is forced. The limit depends on the sentence alone, so a sentence translates the
+  same alone or inside any batch.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from s2s.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+NEG_INF = -1e30  # a finite "minus infinity": sums and divisions stay finite, never NaN
+_FINISHED_THRESHOLD = -1e20
+
+
+def length_penalty(length, alpha: float):
+    """GNMT length penalty ``((5 + n) / 6) ** alpha``."""
+    return tf.pow((5.0 + tf.cast(length, tf.float32)) / 6.0, alpha)
+
+
+def max_output_lengths(src, max_len_a: float, max_len_b: int):
+    """Per-sentence limit on tokens before ``</s>``, and the loop bound for the whole batch."""
+    src_len = tf.reduce_sum(tf.cast(tf.not_equal(src, PAD_ID), tf.float32), axis=1)
+    per_sentence = tf.cast(tf.floor(max_len_a * src_len + max_len_b), tf.int32)
+    padded_len = tf.cast(tf.shape(src)[1], tf.float32)
+    steps = tf.cast(tf.floor(max_len_a * padded_len + max_len_b), tf.int32) + 1
+    return per_sentence, tf.maximum(steps, tf.reduce_max(per_sentence) + 1)
+
+
+def _log_probs(logits, step, limit):
+    """Log-softmax, with every token but ``</s>`` ruled out where a hypothesis hit its limit."""
+    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+    vocab = tf.shape(log_probs)[-1]
+    not_eos = tf.not_equal(tf.range(vocab), EOS_ID)[None, :]
+    forced = tf.logical_and((step >= limit)[:, None], not_eos)
+    return tf.where(forced, NEG_INF, log_probs)
+
+
+def greedy_search(model, src, alpha: float = 0.0, max_len_a: float = 1.5, max_len_b: int = 10):
+    """Pick the most likely token at each step. Returns ``(ids [B, T], scores [B])``."""
+    batch = tf.shape(src)[0]
+    memory, keys, mask, states = model.encode(src)
+    limit, steps = max_output_lengths(src, max_len_a, max_len_b)
+
+    def body(t, tokens, states, finished, log_prob, length, out):
+        logits, states, _ = model.decode_step(tokens, states, memory, keys, mask)
+        log_probs = _log_probs(logits, t, limit)
+        best_log_prob, best = tf.math.top_k(log_probs, k=1)  # top_k: ties go to the lower id
+        best = tf.where(finished, PAD_ID, best[:, 0])
+        log_prob += tf.where(finished, 0.0, best_log_prob[:, 0])
+        length += tf.cast(tf.logical_not(finished), tf.int32)
+        finished = tf.logical_or(finished, tf.equal(best, EOS_ID))
+        return t + 1, best, states, finished, log_prob, length, out.write(t, best)
+
+    def cond(t, tokens, states, finished, *_):
+        return tf.logical_and(t < steps, tf.logical_not(tf.reduce_all(finished)))
+
+    init = (
+        tf.constant(0), tf.fill([batch], BOS_ID), states, tf.zeros([batch], tf.bool),
+        tf.zeros([batch]), tf.zeros([batch], tf.int32),
+        tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
+    )
+    *_, log_prob, length, out = tf.while_loop(cond, body, init)
+    ids = tf.transpose(out.stack(), [1, 0])
+    return ids, log_prob / length_penalty(length, alpha)
+
+
+def _gather_beams(tensor, indices):
+    """``tensor [B, K, ...]``, ``indices [B, K']`` -> ``[B, K', ...]``."""
+    return tf.gather(tensor, indices, batch_dims=1)
+
+
+def _flat(tensor, batch, beam):
+    return tf.reshape(tensor, tf.concat([[batch * beam], tf.shape(tensor)[2:]], axis=0))
+
+
+def _split(tensor, batch, beam):
+    return tf.reshape(tensor, tf.concat([[batch, beam], tf.shape(tensor)[1:]], axis=0))
+
+
+def beam_search(model, src, beam_size: int = 5, alpha: float = 0.6, max_len_a: float = 1.5,
+                max_len_b: int = 10):
+    """Batched beam search with alive and finished hypotheses kept apart.
+
+    Each step expands the ``K`` alive hypotheses of a sentence into ``2K`` best candidates.
+    A candidate ending in ``</s>`` among the best ``K`` moves to the finished set with its
+    length-normalised score and never grows again; the best ``K`` other candidates stay alive.
+    A sentence is done when it has ``K`` finished hypotheses (every hypothesis is forced to end
+    at its length limit); the loop ends when every sentence is done. Finished sets of done
+    sentences are frozen, so batch neighbours cannot change a sentence's result.
+
+    Returns ``(ids [B, K, T], scores [B, K])``, best first.
+    """
+    k = beam_size
+    batch = tf.shape(src)[0]
+    memory, keys, mask, states = model.encode(src)
+    limit, steps = max_output_lengths(src, max_len_a, max_len_b)
+    tile = lambda x: tf.repeat(x, k, axis=0)  # noqa: E731  [B, ...] -> [B*K, ...]
+    memory, keys, mask, limit = tile(memory), tile(keys), tile(mask), tile(limit)
+    states = tf.nest.map_structure(tile, states)
+
+    first_beam_only = tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], axis=0)
+    alive_log_prob = tf.tile(first_beam_only[None, :], [batch, 1])
+    alive_seq = tf.zeros([batch, k, steps], tf.int32)
+    finished_seq = tf.zeros([batch, k, steps], tf.int32)
+    finished_score = tf.fill([batch, k], NEG_INF)
+    rank_may_finish = tf.range(2 * k) < k
+
+    def body(t, tokens, states, alive_seq, alive_log_prob, finished_seq, finished_score, done):
+        logits, states, _ = model.decode_step(tokens, states, memory, keys, mask)
+        log_probs = _split(_log_probs(logits, t, limit), batch, k)  # [B, K, V]
+        vocab = tf.shape(log_probs)[-1]
+        candidates = tf.reshape(alive_log_prob[:, :, None] + log_probs, [batch, k * vocab])
+        top_log_prob, top_index = tf.math.top_k(candidates, k=2 * k)
+        top_beam, top_token = top_index // vocab, top_index % vocab
+        top_seq = _gather_beams(alive_seq, top_beam)
+        top_seq += top_token[:, :, None] * tf.one_hot(t, steps, dtype=tf.int32)[None, None, :]
+        is_eos = tf.equal(top_token, EOS_ID)
+
+        # Finished: </s> candidates among the best K, scored with the length penalty.
+        may_finish = tf.logical_and(is_eos, rank_may_finish[None, :])
+        new_score = tf.where(may_finish, top_log_prob / length_penalty(t + 1, alpha), NEG_INF)
+        merged_score, merged_index = tf.math.top_k(
+            tf.concat([finished_score, new_score], axis=1), k=k)
+        merged_seq = _gather_beams(tf.concat([finished_seq, top_seq], axis=1), merged_index)
+        finished_score = tf.where(done[:, None], finished_score, merged_score)
+        finished_seq = tf.where(done[:, None, None], finished_seq, merged_seq)
+
+        # Alive: the best K candidates that did not end.
+        alive_log_prob, alive_index = tf.math.top_k(tf.where(is_eos, NEG_INF, top_log_prob), k=k)
+        alive_seq = _gather_beams(top_seq, alive_index)
+        parent = _gather_beams(top_beam, alive_index) + tf.range(batch)[:, None] * k
+        tokens = tf.reshape(_gather_beams(top_token, alive_index), [-1])
+        states = tf.nest.map_structure(lambda s: tf.gather(s, tf.reshape(parent, [-1])), states)
+
+        n_finished = tf.reduce_sum(tf.cast(finished_score > _FINISHED_THRESHOLD, tf.int32), 1)
+        done = tf.logical_or(done, n_finished >= k)
+        return t + 1, tokens, states, alive_seq, alive_log_prob, finished_seq, finished_score, done
+
+    def cond(t, *args):
+        return tf.logical_and(t < steps, tf.logical_not(tf.reduce_all(args[-1])))
+
+    init = (tf.constant(0), tf.fill([batch * k], BOS_ID), states, alive_seq, alive_log_prob,
+            finished_seq, finished_score, tf.zeros([batch], tf.bool))
+    t, *_, finished_seq, finished_score, _ = tf.while_loop(cond, body, init)
+    return finished_seq[:, :, :t], finished_score

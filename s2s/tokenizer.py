@@ -1,0 +1,69 @@
+"""SentencePiece models for each side, trained on the training split only.
+
+Ids are fixed across the project: 0 pad, 1 unk, 2 ``<s>``, 3 ``</s>``. Text is normalised by
+:func:`s2s.data.normalize` before it gets here, so SentencePiece's own normalisation is off
+(``identity``): its default ``nmt_nfkc`` rule would turn Chinese ``，！？`` into ASCII, and a
+Chinese model could then never write the punctuation references use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import sentencepiece as spm
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+
+
+def train_sentencepiece(sentences: Iterable[str], prefix: Path, model_type: str = "unigram",
+                        vocab_size: int = 8000, character_coverage: float = 1.0,
+                        seed: int = 1234) -> Path:
+    """Train a model on ``sentences``; writes ``<prefix>.model`` and ``.vocab``, returns the model path."""
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    spm.set_random_generator_seed(seed)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(list(sentences)),
+        model_prefix=str(prefix),
+        model_type=model_type,
+        vocab_size=vocab_size,
+        character_coverage=character_coverage,
+        normalization_rule_name="identity",
+        pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+        hard_vocab_limit=False,  # a small corpus may not support the asked size
+        num_threads=2,
+        minloglevel=2,
+    )
+    return prefix.with_suffix(".model")
+
+
+class Tokenizer:
+    """Encode text to ids (no ``<s>``/``</s>``; the pipeline adds them) and decode ids to text."""
+
+    def __init__(self, model_path: str | Path):
+        self.path = Path(model_path)
+        self.sp = spm.SentencePieceProcessor(model_file=str(self.path))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.sp.get_piece_size()
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.sp.encode(list(texts), out_type=int)
+
+    def pieces(self, text: str) -> list[str]:
+        return self.sp.encode(text, out_type=str)
+
+    def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
+        """Decode, stopping at the first ``</s>`` and ignoring padding."""
+        clean = []
+        for seq in ids:
+            seq = [int(i) for i in seq]
+            if EOS_ID in seq:
+                seq = seq[: seq.index(EOS_ID)]
+            clean.append([i for i in seq if i > EOS_ID or i == UNK_ID])
+        return self.sp.decode(clean)
+
+    def serialized(self) -> bytes:
+        """The model proto, for embedding in an exported graph."""
+        return self.path.read_bytes()

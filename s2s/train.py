@@ -1,0 +1,276 @@
+"""Training: data stage, SentencePiece, teacher-forced fitting, checkpoints, resume, final test.
+
+``train(config, run_dir)`` is what ``make train`` runs. Running it again on the same folder
+resumes from the last checkpoint (weights and optimizer state); a finished run is not retrained.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from s2s import data as data_lib
+from s2s import runs
+from s2s.corpora import locate
+from s2s.evaluate import score, write_report
+from s2s.model import Seq2Seq
+from s2s.pipeline import Buckets, filter_long, training_dataset
+from s2s.tokenizer import PAD_ID, Tokenizer, train_sentencepiece
+from s2s.translate import Translator
+
+
+def sequence_loss(logits, targets, label_smoothing: float = 0.0):
+    """Masked token-level cross-entropy: ``(loss, nll, tokens)``.
+
+    Padding (id 0) contributes nothing. With label smoothing ``e`` the loss per token is
+    ``(1 - e) * nll + e * mean_v(-log p_v)``; ``nll`` is reported without smoothing.
+    """
+    logits = tf.cast(logits, tf.float32)
+    mask = tf.cast(tf.not_equal(targets, PAD_ID), tf.float32)
+    nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+    per_token = nll
+    if label_smoothing:
+        uniform = tf.reduce_logsumexp(logits, axis=-1) - tf.reduce_mean(logits, axis=-1)
+        per_token = (1.0 - label_smoothing) * nll + label_smoothing * uniform
+    tokens = tf.reduce_sum(mask)
+    denominator = tf.maximum(tokens, 1.0)
+    return (tf.reduce_sum(per_token * mask) / denominator,
+            tf.reduce_sum(nll * mask) / denominator, tokens)
+
+
+# -- stages -----------------------------------------------------------------------------------
+
+
+def prepare_data(config: dict, paths: runs.RunPaths, corpus: Path | None = None,
+                 log=print) -> data_lib.Splits:
+    """Read, clean and split the corpus once per run; later calls read the saved split."""
+    if (paths.data / "test.tsv").exists():
+        return data_lib.load_splits(paths.data)
+    corpus = corpus or locate(config["data"]["corpus"])
+    splits, report = data_lib.prepare(corpus, config)
+    log(report.summary())
+    log(f"split: {splits.sizes()}")
+    data_lib.save_splits(splits, paths.data)
+    paths.cleaning.write_text(json.dumps(report.as_dict(), indent=2), encoding="utf-8")
+    return splits
+
+
+def prepare_tokenizers(config: dict, paths: runs.RunPaths,
+                       splits: data_lib.Splits) -> tuple[Tokenizer, Tokenizer]:
+    """Train (once) and load the source and target SentencePiece models, on train only."""
+    tokenizers = []
+    for side in ("src", "tgt"):
+        path = paths.spm(side)
+        if not path.exists():
+            options = config["tokenizer"][side]
+            train_sentencepiece(splits.train[side], path.with_suffix(""), seed=config["data"]["seed"],
+                                **options)
+        tokenizers.append(Tokenizer(path))
+    return tokenizers[0], tokenizers[1]
+
+
+def build_model(config: dict, src_tok: Tokenizer, tgt_tok: Tokenizer) -> Seq2Seq:
+    model = Seq2Seq.from_config_dict(config["model"], src_tok.vocab_size, tgt_tok.vocab_size)
+    model.build_from_config({})
+    return model
+
+
+def compile_model(model: Seq2Seq, config: dict) -> Seq2Seq:
+    train = config["train"]
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=train["learning_rate"]),
+        label_smoothing=train["label_smoothing"], clipnorm=train["clipnorm"],
+        jit_compile=train["jit_compile"],
+    )
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def load_trained(run_dir: str | Path, weights: str = "best"):
+    """``(config, model, src_tokenizer, tgt_tokenizer)`` of a trained run."""
+    paths = runs.RunPaths(Path(run_dir))
+    if not paths.config.exists():
+        raise FileNotFoundError(f"{paths.root} is not a run folder (no config.yaml); "
+                                f"train one with: make train LANG=zh-en")
+    from s2s.config import read_yaml
+
+    config = read_yaml(paths.config)
+    src_tok, tgt_tok = Tokenizer(paths.spm("src")), Tokenizer(paths.spm("tgt"))
+    if weights == "best" and paths.model.exists():
+        model = keras.saving.load_model(paths.model, compile=False)
+    else:
+        model = build_model(config, src_tok, tgt_tok)
+        path = paths.best_weights if weights == "best" else paths.last_weights
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist: the run has no checkpoint yet")
+        model.load_weights(path)
+    return config, model, src_tok, tgt_tok
+
+
+# -- callbacks --------------------------------------------------------------------------------
+
+
+class ProgressBar(keras.callbacks.Callback):
+    """A tqdm bar per epoch showing batches/s, ETA, loss and target tokens/s."""
+
+    def __init__(self, steps: int, epochs: int):
+        super().__init__()
+        self.steps, self.epochs = steps, epochs
+        self.bar = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch",
+                        dynamic_ncols=True, mininterval=1.0 if os.isatty(2) else 30.0)
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        self.bar.set_postfix(loss=f"{float(logs.get('loss', 0)):.3f}",
+                             tok_s=f"{float(logs.get('tokens', 0)) / elapsed:,.0f}", refresh=False)
+        self.bar.update(1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.bar is not None:
+            self.bar.close()
+
+
+class RunKeeper(keras.callbacks.Callback):
+    """Dev BLEU after each epoch, best/last checkpoints, ``state.json``, patience, time budget.
+
+    Dev BLEU is added to the epoch logs as ``val_bleu``/``val_chrf`` so that the CSV and
+    TensorBoard loggers placed after this callback record it.
+    """
+
+    def __init__(self, paths: runs.RunPaths, translator: Translator, dev: data_lib.pd.DataFrame,
+                 config: dict, state: dict, log=print):
+        super().__init__()
+        self.paths, self.translator, self.state, self.log = paths, translator, state, log
+        self.dev_sources, self.dev_refs = data_lib.references(dev)
+        self.tgt_lang = config["data"]["tgt_lang"]
+        self.tokenize = config["eval"]["tokenize"]
+        self.budget_s = 60.0 * config["train"]["max_minutes"]
+        self.patience = config["train"]["patience"]
+        self.out_of_time = False
+
+    def elapsed(self) -> float:
+        return self.state["elapsed_s"] + time.perf_counter() - self.t0
+
+    def on_train_begin(self, logs=None):
+        self.paths.checkpoints.mkdir(parents=True, exist_ok=True)
+        self.t0 = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.elapsed() >= self.budget_s:
+            self.out_of_time = self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        t = time.perf_counter()
+        hyps = [h.text for h in self.translator.translate(self.dev_sources)]
+        dev = score(hyps, self.dev_refs, self.tgt_lang, self.tokenize)
+        logs.update(val_bleu=dev.bleu, val_chrf=dev.chrf, elapsed_min=self.elapsed() / 60)
+        self.model.save_weights(self.paths.last_weights)
+        best = self.state["best_bleu"]
+        improved = best is None or dev.bleu > best
+        if improved:
+            self.model.save_weights(self.paths.best_weights)
+            self.state.update(best_bleu=dev.bleu, best_epoch=epoch + 1)
+        self.state.update(epoch=epoch + 1, elapsed_s=self.elapsed())
+        self.t0 = time.perf_counter()
+        runs.write_state(self.paths, self.state)
+        self.log(f"epoch {epoch + 1}: loss {logs.get('loss', math.nan):.3f}  "
+                 f"dev ppl {math.exp(min(logs.get('val_nll', math.nan), 50)):.1f}  "
+                 f"dev BLEU {dev.bleu:.2f}  chrF {dev.chrf:.2f}"
+                 f"{'  (best)' if improved else ''}  [dev search {time.perf_counter() - t:.0f}s, "
+                 f"{self.elapsed() / 60:.1f} min in]")
+        if epoch + 1 - self.state["best_epoch"] >= self.patience:
+            self.log(f"no dev BLEU gain for {self.patience} epochs: stopping")
+            self.model.stop_training = True
+        if self.out_of_time:
+            self.log(f"time budget of {self.budget_s / 60:.0f} min reached: stopping")
+
+
+# -- the whole run ----------------------------------------------------------------------------
+
+
+def train(config: dict, run_dir: str | Path, corpus: Path | None = None, log=print) -> dict:
+    """Train (or resume) the run in ``run_dir`` and evaluate its best checkpoint on test."""
+    keras.utils.set_random_seed(config["train"]["seed"])
+    paths = runs.RunPaths(Path(run_dir))
+    runs.start(paths, config)
+    state = runs.read_state(paths)
+    splits = prepare_data(config, paths, corpus, log)
+    src_tok, tgt_tok = prepare_tokenizers(config, paths, splits)
+
+    if not state["finished"]:
+        fit(config, paths, state, splits, src_tok, tgt_tok, log)
+    _, model, _, _ = load_trained(paths.root)
+    return evaluate_test(config, paths, model, src_tok, tgt_tok, splits, log)
+
+
+def fit(config, paths, state, splits, src_tok, tgt_tok, log=print) -> None:
+    train_cfg = config["train"]
+    buckets = Buckets(tuple(train_cfg["bucket_boundaries"]), train_cfg["batch_tokens"])
+    src_ids, tgt_ids, too_long = filter_long(src_tok.encode(splits.train["src"]),
+                                             tgt_tok.encode(splits.train["tgt"]), buckets)
+    if too_long:
+        log(f"skipping {too_long} training pairs longer than {buckets.max_length} pieces")
+    dev_src, dev_tgt, _ = filter_long(src_tok.encode(splits.dev["src"]),
+                                      tgt_tok.encode(splits.dev["tgt"]), buckets)
+    train_ds = training_dataset(src_ids, tgt_ids, buckets, shuffle=True,
+                                seed=train_cfg["seed"] + state["epoch"])
+    dev_ds = training_dataset(dev_src, dev_tgt, buckets, shuffle=False)
+    steps = int(train_ds.cardinality())
+
+    model = compile_model(build_model(config, src_tok, tgt_tok), config)
+    if state["epoch"]:
+        model.load_weights(paths.last_weights)
+        log(f"resuming from epoch {state['epoch']} ({state['elapsed_s'] / 60:.1f} min trained, "
+            f"best dev BLEU {state['best_bleu']})")
+    log(f"model: {model.count_params():,} parameters; {len(src_ids):,} training pairs in "
+        f"{steps} batches of ~{buckets.batch_tokens} tokens")
+    translator = Translator.from_config(model, src_tok, tgt_tok, config,
+                                        beam_size=train_cfg["dev_beam_size"])
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    callbacks = [
+        ProgressBar(steps, train_cfg["epochs"]),
+        RunKeeper(paths, translator, splits.dev, config, state, log),
+        keras.callbacks.CSVLogger(str(paths.logs / "train.csv"), append=True),
+        keras.callbacks.TensorBoard(str(paths.logs / "tensorboard"), write_graph=False),
+    ]
+    if state["epoch"] < train_cfg["epochs"]:
+        model.fit(train_ds, validation_data=dev_ds, epochs=train_cfg["epochs"],
+                  initial_epoch=state["epoch"], callbacks=callbacks, verbose=0, shuffle=False)
+    best = compile_model(build_model(config, src_tok, tgt_tok), config)
+    best.load_weights(paths.best_weights)
+    best.save(paths.model, include_optimizer=False)
+    state["finished"] = True
+    runs.write_state(paths, state)
+
+
+def evaluate_test(config, paths, model, src_tok, tgt_tok, splits, log=print,
+                  split_name: str = "test") -> dict:
+    """Beam-search the test split with the run's search settings and score it."""
+    translator = Translator.from_config(model, src_tok, tgt_tok, config)
+    frame = getattr(splits, split_name)
+    sources, refs = data_lib.references(frame)
+    t = time.perf_counter()
+    hyps = [h.text for h in translator.translate(sources)]
+    seconds = time.perf_counter() - t
+    scores = score(hyps, refs, config["data"]["tgt_lang"], config["eval"]["tokenize"])
+    state = runs.read_state(paths)
+    extra = {"split": split_name, "beam_size": translator.beam_size, "alpha": translator.alpha,
+             "decode_seconds": round(seconds, 2), "best_epoch": state.get("best_epoch"),
+             "epochs": state.get("epoch"), "train_minutes": round(state.get("elapsed_s", 0) / 60, 2)}
+    write_report(paths.eval, split_name, sources, hyps, scores, extra)
+    log(f"{split_name}: {len(sources)} sentences, beam {translator.beam_size}, "
+        f"{len(sources) / seconds:.0f} sentences/s\n{scores.summary()}")
+    return {**scores.as_dict(), **extra}
