@@ -108,17 +108,16 @@ def clean(frame: pd.DataFrame, report: CleaningReport, src_lang: str, tgt_lang: 
         tgt=frame["tgt"].map(lambda s: normalize(s, tgt_lang)),
     )
     checks = [
-        ("empty", (frame["src"] == "") | (frame["tgt"] == "")),
-        ("too_long", (frame["src"].str.len() > max_chars) | (frame["tgt"].str.len() > max_chars)),
+        ("empty", lambda f: (f["src"] == "") | (f["tgt"] == "")),
+        ("too_long", lambda f: (f["src"].str.len() > max_chars) | (f["tgt"].str.len() > max_chars)),
+        ("duplicate", lambda f: f.duplicated(subset=["src", "tgt"], keep="first")),
     ]
-    for reason, bad in checks:
+    for reason, check in checks:
+        bad = check(frame)
         if bad.any():
             report.drop(reason, int(frame.loc[bad, "line"].iloc[0]), int(bad.sum()))
         frame = frame[~bad]
-    dup = frame.duplicated(subset=["src", "tgt"], keep="first")
-    if dup.any():
-        report.drop("duplicate", int(frame.loc[dup, "line"].iloc[0]), int(dup.sum()))
-    frame = frame[~dup].reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
     report.kept = len(frame)
     return frame
 

@@ -94,9 +94,10 @@ def beam_search(model, src, beam_size: int = 5, alpha: float = 0.6, max_len_a: f
     Each step expands the ``K`` alive hypotheses of a sentence into ``2K`` best candidates.
     A candidate ending in ``</s>`` among the best ``K`` moves to the finished set with its
     length-normalised score and never grows again; the best ``K`` other candidates stay alive.
-    A sentence is done when it has ``K`` finished hypotheses (every hypothesis is forced to end
-    at its length limit); the loop ends when every sentence is done. Finished sets of done
-    sentences are frozen, so batch neighbours cannot change a sentence's result.
+    A sentence is done when it has ``K`` finished hypotheses and its best alive hypothesis,
+    scored at its current length, cannot beat the worst finished one; every hypothesis is forced
+    to end at the sentence's length limit. The loop ends when every sentence is done. Finished
+    sets of done sentences are frozen, so batch neighbours cannot change a sentence's result.
 
     Returns ``(ids [B, K, T], scores [B, K])``, best first.
     """
@@ -142,8 +143,12 @@ def beam_search(model, src, beam_size: int = 5, alpha: float = 0.6, max_len_a: f
         tokens = tf.reshape(_gather_beams(top_token, alive_index), [-1])
         states = tf.nest.map_structure(lambda s: tf.gather(s, tf.reshape(parent, [-1])), states)
 
-        n_finished = tf.reduce_sum(tf.cast(finished_score > _FINISHED_THRESHOLD, tf.int32), 1)
-        done = tf.logical_or(done, n_finished >= k)
+        # Done: K finished, and no alive hypothesis, ended at its current length, would beat the
+        # worst of them. With alpha = 0 this is exact (log-probabilities only fall); with
+        # alpha > 0 it is the usual heuristic, and it makes beam size 1 stop where greedy stops.
+        full = finished_score[:, k - 1] > _FINISHED_THRESHOLD
+        alive_best = alive_log_prob[:, 0] / length_penalty(t + 1, alpha)
+        done = tf.logical_or(done, tf.logical_and(full, alive_best <= finished_score[:, k - 1]))
         return t + 1, tokens, states, alive_seq, alive_log_prob, finished_seq, finished_score, done
 
     def cond(t, *args):

@@ -1,0 +1,34 @@
+import pytest
+
+from s2s.config import ConfigError, load_config
+
+
+def test_pair_file_sets_languages():
+    zh_en, en_zh = load_config("zh-en"), load_config("en-zh")
+    assert (zh_en["data"]["src_lang"], zh_en["data"]["tgt_lang"]) == ("zh", "en")
+    assert (en_zh["data"]["src_lang"], en_zh["data"]["tgt_lang"]) == ("en", "zh")
+
+
+def test_overrides_are_typed():
+    config = load_config("zh-en", overrides=["train.epochs=3", "search.alpha=0.8",
+                                              "train.bucket_boundaries=[4, 8]"])
+    assert config["train"]["epochs"] == 3
+    assert config["search"]["alpha"] == 0.8
+    assert config["train"]["bucket_boundaries"] == [4, 8]
+
+
+def test_unknown_key_is_an_error_naming_it():
+    with pytest.raises(ConfigError, match="train.epoch"):
+        load_config("zh-en", overrides=["train.epoch=3"])
+
+
+def test_unknown_pair_lists_known_ones():
+    with pytest.raises(ConfigError, match="zh-en"):
+        load_config("xx-yy")
+
+
+def test_invalid_values_are_refused():
+    with pytest.raises(ConfigError, match="attention"):
+        load_config("zh-en", overrides=["model.attention=cosine"])
+    with pytest.raises(ConfigError, match="bucket_boundaries"):
+        load_config("zh-en", overrides=["train.bucket_boundaries=[8, 4]"])

@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import pytest
+
+from s2s.data import CorpusError, clean, normalize, read_tsv, references, split
+
+COLUMNS = {"en": 0, "zh": 1}
+
+
+def write(tmp_path: Path, content: bytes) -> Path:
+    path = tmp_path / "corpus.tsv"
+    path.write_bytes(content)
+    return path
+
+
+def test_chinese_keeps_full_width_punctuation_while_nfkc_applies_elsewhere():
+    assert normalize("你好，世界！真的？", "zh") == "你好，世界！真的？"
+    assert normalize("ＡＢＣ１２３ 你好", "zh") == "ABC123 你好"
+    assert normalize("Ｈｅｌｌｏ，  world！", "en") == "Hello, world!"
+
+
+def test_control_characters_bom_and_spaces_are_normalised():
+    assert normalize("\ufeffHi\x07  there\t!\r", "en") == "Hi there !"
+
+
+def test_bad_lines_are_counted_with_their_line_numbers(tmp_path):
+    path = write(tmp_path, "Hi.\t你好。\tx\n".encode() + b"\xff\xfe bad\t\xe4\n"
+                 + "only one column\n".encode() + "Bye.\t再见。\tx\n".encode())
+    frame, report = read_tsv(path, COLUMNS, "zh", "en")
+    assert list(frame["line"]) == [1, 4]
+    assert report.lines_read == 4
+    assert dict(report.dropped) == {"invalid_utf8": 1, "wrong_columns": 1}
+    assert report.examples == {"invalid_utf8": 2, "wrong_columns": 3}
+
+
+def test_cleaning_counts_every_dropped_pair(tmp_path):
+    lines = ["Hi.\t你好。", "Hi.\t你好。", " \t你好。", "x" * 40 + "\t长", "Run.\t跑！"]
+    path = write(tmp_path, "\n".join(lines).encode() + b"\n")
+    frame, report = read_tsv(path, COLUMNS, "zh", "en")
+    frame = clean(frame, report, "zh", "en", max_chars=30)
+    assert report.as_dict() == {"lines_read": 5, "kept": 2,
+                                "dropped": {"empty": 1, "too_long": 1, "duplicate": 1}}
+    assert report.kept + sum(report.dropped.values()) == report.lines_read
+    assert list(frame["src"]) == ["你好。", "跑！"]
+
+
+def test_empty_and_missing_files_are_clear_errors(tmp_path):
+    with pytest.raises(CorpusError, match="empty"):
+        read_tsv(write(tmp_path, b""), COLUMNS, "zh", "en")
+    with pytest.raises(CorpusError, match="cannot open"):
+        read_tsv(tmp_path / "missing.tsv", COLUMNS, "zh", "en")
+
+
+def test_split_keeps_sources_apart_and_all_references(corpus_file):
+    frame, report = read_tsv(corpus_file, COLUMNS, "zh", "en", limit=4000)
+    frame = clean(frame, report, "zh", "en", max_chars=150)
+    splits = split(frame, dev_sources=300, test_sources=300, seed=7)
+    train, dev, test = (set(f["src"]) for f in (splits.train, splits.dev, splits.test))
+    assert not (train & dev) and not (train & test) and not (dev & test)
+    assert len(dev) == 300 and len(test) == 300
+    assert len(splits.train) + len(splits.dev) + len(splits.test) == len(frame)
+    # every reference of a test source is kept for multi-reference scoring
+    sources, refs = references(splits.test)
+    all_refs = frame.groupby("src")["tgt"].agg(list)
+    assert all(sorted(r) == sorted(all_refs[s]) for s, r in zip(sources, refs, strict=True))
+    assert any(len(r) > 1 for r in refs)
+
+
+def test_split_is_deterministic(corpus_file):
+    frame, report = read_tsv(corpus_file, COLUMNS, "zh", "en", limit=2000)
+    frame = clean(frame, report, "zh", "en", max_chars=150)
+    a = split(frame, 100, 100, seed=1)
+    b = split(frame, 100, 100, seed=1)
+    c = split(frame, 100, 100, seed=2)
+    assert list(a.test["src"]) == list(b.test["src"])
+    assert list(a.test["src"]) != list(c.test["src"])

@@ -1,0 +1,29 @@
+from sacrebleu.metrics import BLEU
+
+from s2s.evaluate import bleu_tokenizer, reference_streams, score
+
+
+def test_tokenizer_follows_the_target_language():
+    assert bleu_tokenizer("zh") == "zh"
+    assert bleu_tokenizer("en") == "13a"
+    assert bleu_tokenizer("zh", override="char") == "char"
+
+
+def test_multi_reference_scoring_matches_sacrebleu_with_a_variable_number_of_refs():
+    hyps = ["The dog bit the man.", "It was not surprising.", "He left."]
+    refs = [["The dog bit the man.", "The dog had bitten the man."],
+            ["No one was surprised."],
+            ["He went away.", "He left.", "He is gone."]]
+    result = score(hyps, refs, "en")
+    streams = reference_streams(refs)
+    assert streams[2] == [None, None, "He is gone."]
+    expected = BLEU(tokenize="13a").corpus_score(hyps, streams)
+    assert result.bleu == round(expected.score, 2)
+    assert "nrefs:var" in result.bleu_signature and "tok:13a" in result.bleu_signature
+    assert score(hyps, [[r[0]] for r in refs], "en").bleu < result.bleu
+
+
+def test_chinese_targets_use_the_zh_tokenizer():
+    result = score(["我们走吧。"], [["我们走吧。"]], "zh")
+    assert "tok:zh" in result.bleu_signature
+    assert result.bleu == 100.0

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from s2s.pipeline import Buckets, filter_long, pad_batch, training_dataset
+from s2s.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+
+def pairs(rng, n=300, max_len=20):
+    src = [list(rng.integers(4, 50, size=rng.integers(1, max_len))) for _ in range(n)]
+    tgt = [list(rng.integers(4, 50, size=rng.integers(1, max_len))) for _ in range(n)]
+    return src, tgt
+
+
+def epoch(ds):
+    return [(s.numpy(), ti.numpy(), to.numpy()) for (s, ti), to in ds]
+
+
+def test_teacher_forcing_shifts_the_target_by_exactly_one():
+    src, tgt = [[5, 6, 7]], [[10, 11, 12, 13]]
+    [(s, ti, to)] = epoch(training_dataset(src, tgt, Buckets((8,), 64), shuffle=False))
+    row_in, row_out = ti[0], to[0]
+    n = len(tgt[0]) + 1
+    assert list(row_in[:n]) == [BOS_ID, 10, 11, 12, 13]
+    assert list(row_out[:n]) == [10, 11, 12, 13, EOS_ID]
+    assert list(row_in[1:n]) == list(row_out[: n - 1])  # input at t+1 is the target at t
+    assert not row_in[n:].any() and not row_out[n:].any()
+    assert list(s[0][:3]) == [5, 6, 7] and not s[0][3:].any()
+
+
+def test_every_pair_appears_once_per_epoch_with_one_shape_per_bucket():
+    rng = np.random.default_rng(0)
+    src, tgt = pairs(rng)
+    buckets = Buckets((8, 12, 16, 24), 96)
+    ds = training_dataset(src, tgt, buckets, shuffle=True, seed=3)
+    batches = epoch(ds)
+    assert len(batches) == int(ds.cardinality()) == buckets.steps_per_epoch(
+        np.maximum([len(s) for s in src], [len(t) + 1 for t in tgt]))
+    allowed = {(96 // (b - 1), b - 1) for b in buckets.boundaries}
+    assert {s.shape for s, _, _ in batches} <= allowed
+    assert all(s.shape == ti.shape == to.shape for s, ti, to in batches)
+    seen = sorted(
+        (tuple(s[s != PAD_ID]), tuple(to[to != PAD_ID][:-1]))
+        for batch_src, _, batch_out in batches
+        for s, to in zip(batch_src, batch_out, strict=True) if s.any()
+    )
+    assert seen == sorted((tuple(s), tuple(t)) for s, t in zip(src, tgt, strict=True))
+
+
+def test_filter_long_counts_what_it_removes():
+    src, tgt, dropped = filter_long([[4] * 3, [4] * 9], [[5] * 3, [5] * 2], Buckets((8,), 64))
+    assert (len(src), len(tgt), dropped) == (1, 1, 1)
+    with pytest.raises(ValueError, match="filter_long"):
+        training_dataset([[4] * 9], [[5]], Buckets((8,), 64))
+
+
+def test_pad_batch_pads_with_zero():
+    out = pad_batch([[4, 5, 6], [7]])
+    assert out.tolist() == [[4, 5, 6], [7, 0, 0]]
+    assert pad_batch([[]]).shape == (1, 1)

@@ -1,0 +1,125 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import random_batch, random_model
+
+from s2s.search import beam_search, greedy_search, length_penalty
+from s2s.tokenizer import BOS_ID, EOS_ID
+
+A, B = 4, 5
+
+
+class MarkovModel:
+    """A hand-built step function: P(next token) depends only on the previous token."""
+
+    def __init__(self, table: dict[int, dict[int, float]], vocab: int = 6):
+        probs = np.full((vocab, vocab), 1e-6)
+        for prev, nxt in table.items():
+            for tok, p in nxt.items():
+                probs[prev, tok] = p
+        self.log_table = tf.constant(np.log(probs / probs.sum(1, keepdims=True)), tf.float32)
+
+    def encode(self, src):
+        batch = tf.shape(src)[0]
+        mask = tf.not_equal(src, 0)
+        memory = tf.zeros([batch, tf.shape(src)[1], 1])
+        return memory, memory, mask, [[tf.zeros([batch, 1])]]
+
+    def decode_step(self, tokens, states, memory, keys, mask):
+        weights = tf.zeros(tf.shape(mask), tf.float32)
+        return tf.gather(self.log_table, tokens), states, weights
+
+
+# Greedy takes A (0.55) then </s> (0.4): 0.22. Beam 2 finds B (0.45) then </s> (0.95): 0.43.
+GARDEN_PATH = {BOS_ID: {A: 0.55, B: 0.45}, A: {EOS_ID: 0.4, A: 0.3, B: 0.3}, B: {EOS_ID: 0.95, A: 0.05}}
+SRC = np.array([[7, 7, 7]], np.int32)
+
+
+def test_beam_two_finds_what_greedy_misses():
+    model = MarkovModel(GARDEN_PATH)
+    greedy_ids, greedy_score = greedy_search(model, SRC, alpha=0.0)
+    beam_ids, beam_scores = beam_search(model, SRC, beam_size=2, alpha=0.0)
+    assert greedy_ids.numpy()[0].tolist() == [A, EOS_ID]
+    assert beam_ids.numpy()[0, 0, :2].tolist() == [B, EOS_ID]
+    np.testing.assert_allclose(beam_scores[0, 0], np.log(0.45 * 0.95), rtol=1e-4)
+    np.testing.assert_allclose(greedy_score[0], np.log(0.55 * 0.4), rtol=1e-4)
+    assert beam_scores[0, 0] > beam_scores[0, 1]
+
+
+def test_finished_hypotheses_never_grow_and_length_limit_forces_the_end():
+    # Neither branch ever wants to stop: only the length limit ends them.
+    model = MarkovModel({BOS_ID: {A: 0.9, B: 0.1}, A: {A: 0.99, EOS_ID: 0.01},
+                         B: {B: 0.99, EOS_ID: 0.01}})
+    ids, scores = beam_search(model, SRC, beam_size=2, alpha=0.0, max_len_a=1.0, max_len_b=2)
+    ids = ids.numpy()[0]
+    # limit: 1.0 * 3 + 2 = 5 tokens before </s>
+    assert ids[0].tolist() == [A, A, A, A, A, EOS_ID]
+    expected = np.log(0.9) + 4 * np.log(0.99) + np.log(0.01)
+    np.testing.assert_allclose(scores[0, 0], expected, rtol=1e-4)
+    for hyp in ids:  # nothing is written after a hypothesis' </s>
+        end = hyp.tolist().index(EOS_ID)
+        assert not hyp[end + 1 :].any()
+
+
+def test_search_goes_on_while_an_alive_hypothesis_can_still_win():
+    # </s> at once is finished first (0.3), but A </s> (0.7 * 0.9 = 0.63) is better.
+    model = MarkovModel({BOS_ID: {EOS_ID: 0.3, A: 0.7}, A: {EOS_ID: 0.9, B: 0.1}})
+    ids, scores = beam_search(model, SRC, beam_size=2, alpha=0.0)
+    assert ids.numpy()[0, 0, :2].tolist() == [A, EOS_ID]
+    np.testing.assert_allclose(scores[0], np.log([0.63, 0.3]), rtol=1e-4)
+
+
+def test_length_penalty_changes_the_ranking():
+    # Short: </s> at once (0.5). Longer: A </s> (0.5 * 0.8 = 0.4): wins only with alpha > 0.
+    model = MarkovModel({BOS_ID: {EOS_ID: 0.5, A: 0.5}, A: {EOS_ID: 0.8, A: 0.2}})
+    short, _ = beam_search(model, SRC, beam_size=2, alpha=0.0, max_len_a=0, max_len_b=2)
+    longer, score = beam_search(model, SRC, beam_size=2, alpha=2.0, max_len_a=0, max_len_b=2)
+    assert short.numpy()[0, 0, 0] == EOS_ID
+    assert longer.numpy()[0, 0, :2].tolist() == [A, EOS_ID]
+    np.testing.assert_allclose(score[0, 0], np.log(0.4) / length_penalty(2, 2.0), rtol=1e-4)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6])
+def test_beam_size_one_is_exactly_greedy(alpha):
+    model = random_model(seed=3)
+    src = random_batch(np.random.default_rng(3), 16, 9, 50)
+    greedy_ids, greedy_scores = greedy_search(model, src, alpha=alpha)
+    beam_ids, beam_scores = beam_search(model, src, beam_size=1, alpha=alpha)
+    width = greedy_ids.shape[1]
+    assert beam_ids.shape[2] >= width
+    np.testing.assert_array_equal(beam_ids.numpy()[:, 0, :width], greedy_ids.numpy())
+    assert not beam_ids.numpy()[:, 0, width:].any()
+    np.testing.assert_allclose(beam_scores.numpy()[:, 0], greedy_scores.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("search", ["greedy", "beam"])
+def test_a_sentence_translates_the_same_alone_and_inside_a_mixed_batch(search):
+    model = random_model(seed=4, attention="additive")
+    rng = np.random.default_rng(4)
+    batch = random_batch(rng, 64, 12, 50)
+    run = (lambda s: greedy_search(model, s)) if search == "greedy" else \
+        (lambda s: (lambda i, sc: (i[:, 0], sc[:, 0]))(*beam_search(model, s, beam_size=4)))
+    batch_ids, batch_scores = (x.numpy() for x in run(batch))
+    for row in (0, 17, 63):
+        length = int((batch[row] != 0).sum())
+        alone_ids, alone_scores = (x.numpy() for x in run(batch[row : row + 1, :length]))
+        width = alone_ids.shape[1]
+        assert batch_ids[row, :width].tolist() == alone_ids[0].tolist()
+        assert not batch_ids[row, width:].any()
+        np.testing.assert_allclose(batch_scores[row], alone_scores[0], rtol=1e-5)
+
+
+def test_search_traces_once_for_any_batch_shape():
+    model = random_model(seed=5)
+    traces = []
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    def search(src):
+        traces.append(1)
+        return beam_search(model, src, beam_size=3)
+
+    rng = np.random.default_rng(5)
+    for rows, length in ((1, 3), (7, 9), (64, 12)):
+        ids, _ = search(random_batch(rng, rows, length, 50))
+        assert ids.shape[:2] == (rows, 3)
+    assert len(traces) == 1

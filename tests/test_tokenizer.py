@@ -1,0 +1,30 @@
+import pytest
+
+from s2s.data import clean, read_tsv
+from s2s.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, train_sentencepiece
+
+
+@pytest.fixture(scope="module")
+def zh_tokenizer(corpus_file, tmp_path_factory):
+    frame, report = read_tsv(corpus_file, {"en": 0, "zh": 1}, "zh", "en", limit=3000)
+    frame = clean(frame, report, "zh", "en", max_chars=150)
+    prefix = tmp_path_factory.mktemp("spm") / "zh"
+    return Tokenizer(train_sentencepiece(frame["src"], prefix, vocab_size=1500,
+                                         character_coverage=0.9995))
+
+
+def test_special_ids_are_fixed(zh_tokenizer):
+    sp = zh_tokenizer.sp
+    assert (sp.pad_id(), sp.unk_id(), sp.bos_id(), sp.eos_id()) == (PAD_ID, UNK_ID, BOS_ID, EOS_ID)
+
+
+def test_full_width_punctuation_survives_a_round_trip(zh_tokenizer):
+    text = "你好，我们走吧！你去吗？"
+    [ids] = zh_tokenizer.encode([text])
+    assert zh_tokenizer.decode([ids]) == [text]
+
+
+def test_decode_stops_at_eos_and_skips_padding(zh_tokenizer):
+    [ids] = zh_tokenizer.encode(["我们走吧。"])
+    assert zh_tokenizer.decode([[*ids, EOS_ID, *ids, PAD_ID]]) == ["我们走吧。"]
+    assert zh_tokenizer.decode([[PAD_ID, BOS_ID, EOS_ID]]) == [""]

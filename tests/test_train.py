@@ -1,0 +1,66 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+from conftest import ROOT, TINY
+
+from s2s import runs
+from s2s.config import ConfigError, load_config
+
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def test_trained_run_writes_everything_a_user_looks_for(trained_run):
+    paths = runs.RunPaths(trained_run)
+    for path in (paths.config, paths.spm("src"), paths.spm("tgt"), paths.best_weights,
+                 paths.last_weights, paths.model, paths.logs / "train.csv", paths.cleaning,
+                 paths.eval / "test.json", paths.eval / "test.hyp.txt"):
+        assert path.exists(), path
+    assert any((paths.logs / "tensorboard").rglob("events.out.tfevents.*"))
+    log = pd.read_csv(paths.logs / "train.csv")
+    assert list(log["epoch"]) == [0, 1]
+    assert {"loss", "nll", "grad_norm", "val_bleu", "val_chrf", "val_nll"} <= set(log.columns)
+    assert log["loss"].iloc[1] < log["loss"].iloc[0]
+    report = json.loads((paths.eval / "test.json").read_text())
+    assert report["sentences"] == 100 and "nrefs:var" in report["bleu_signature"]
+    cleaning = json.loads(paths.cleaning.read_text())
+    assert cleaning["kept"] + sum(cleaning["dropped"].values()) == cleaning["lines_read"] == 2500
+
+
+def test_a_run_with_other_model_settings_is_not_silently_continued(trained_run):
+    config = load_config("zh-en", overrides=[*TINY, "model.encoder_units=64"])
+    with pytest.raises(ConfigError, match="model"):
+        runs.check_resumable(runs.RunPaths(trained_run), config)
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, corpus_file):
+    run = tmp_path / "run"
+    sets = [a for s in [*TINY, "train.epochs=3", "train.jit_compile=false"] for a in ("--set", s)]
+    cmd = [sys.executable, "-m", "s2s", "train", "--run", str(run), "--corpus", str(corpus_file),
+           *sets]
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = run / "checkpoints" / "state.json"
+    deadline = time.time() + 240
+    while not (state.exists() and json.loads(state.read_text())["epoch"] >= 1):
+        assert proc.poll() is None and time.time() < deadline, "no epoch finished"
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stopped_at = json.loads(state.read_text())["epoch"]
+    assert stopped_at < 3
+
+    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resuming from epoch {stopped_at}" in done.stderr
+    log = pd.read_csv(run / "logs" / "train.csv")
+    assert list(log["epoch"])[-(3 - stopped_at):] == list(range(stopped_at, 3))
+    assert json.loads(state.read_text())["finished"] is True
+
+    again = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "resuming" not in again.stderr  # finished: not retrained
