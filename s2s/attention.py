@@ -55,5 +55,9 @@ class Attention(keras.layers.Layer):
         return ops.matmul(weights, memory), weights
 
     def get_config(self):
-        return {**super().get_config(), "kind": self.kind, "query_dim": self.query_dim,
-                "units": self.units}
+        return {
+            **super().get_config(),
+            "kind": self.kind,
+            "query_dim": self.query_dim,
+            "units": self.units,
+        }

@@ -10,14 +10,16 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
-from s2s.config import ConfigError, load_config  # noqa: E402
+from s2s.config import ConfigError, load_config
 
 
 def _utf8_stdio() -> None:
     """Text in and out is UTF-8 whatever the caller's locale (``make train LANG=zh-en`` ...)."""
     for stream in (sys.stdin, sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
-            stream.reconfigure(encoding="utf-8", errors="replace" if stream is sys.stdin else "strict")
+            stream.reconfigure(
+                encoding="utf-8", errors="replace" if stream is sys.stdin else "strict"
+            )
 
 
 def _log(message: str) -> None:
@@ -25,10 +27,18 @@ def _log(message: str) -> None:
 
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lang", default="zh-en", help="language pair, e.g. zh-en (data/<lang>.yaml)")
+    parser.add_argument(
+        "--lang", default="zh-en", help="language pair, e.g. zh-en (data/<lang>.yaml)"
+    )
     parser.add_argument("--config", help="a config file instead of data/<lang>.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="SECTION.KEY=VALUE", help="override a config key (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a config key (repeatable)",
+    )
 
 
 def cmd_train(args) -> int:
@@ -37,7 +47,9 @@ def cmd_train(args) -> int:
     config = load_config(args.lang, args.config, args.overrides)
     run = args.run or f"runs/{args.lang}"
     result = train(config, run, Path(args.corpus) if args.corpus else None, log=_log)
-    print(json.dumps({k: result[k] for k in ("bleu", "chrf", "bleu_signature")}, ensure_ascii=False))
+    print(
+        json.dumps({k: result[k] for k in ("bleu", "chrf", "bleu_signature")}, ensure_ascii=False)
+    )
     return 0
 
 
@@ -60,8 +72,15 @@ def cmd_translate(args) -> int:
     from s2s.translate import Translator
 
     config, model, src_tok, tgt_tok = load_trained(args.run)
-    translator = Translator.from_config(model, src_tok, tgt_tok, config, beam_size=args.beam,
-                                        alpha=args.alpha, batch_size=args.batch_size)
+    translator = Translator.from_config(
+        model,
+        src_tok,
+        tgt_tok,
+        config,
+        beam_size=args.beam,
+        alpha=args.alpha,
+        batch_size=args.batch_size,
+    )
     source = open(args.input, encoding="utf-8") if args.input else sys.stdin
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     with source, out:
@@ -128,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["dev", "test"])
     p.add_argument("--beam", type=int)
     p.add_argument("--hyp", help="score this file instead of translating")
-    p.add_argument("--ref", nargs="+", default=[], help="reference file(s), one line per hypothesis")
+    p.add_argument(
+        "--ref", nargs="+", default=[], help="reference file(s), one line per hypothesis"
+    )
     p.add_argument("--tgt-lang", help="target language of --hyp (picks the BLEU tokenizer)")
     p.add_argument("--tokenize", help="sacreBLEU tokenizer (default: zh for Chinese, else 13a)")
     p.set_defaults(func=cmd_evaluate)

@@ -90,7 +90,9 @@ def validate(config: dict) -> None:
         raise ConfigError(f"data.src_lang and data.tgt_lang must differ (got {src!r}, {tgt!r})")
     model = config["model"]
     if model["attention"] not in ("dot", "general", "additive"):
-        raise ConfigError(f"model.attention must be dot, general or additive, not {model['attention']!r}")
+        raise ConfigError(
+            f"model.attention must be dot, general or additive, not {model['attention']!r}"
+        )
     if model["cell"] not in ("lstm", "gru"):
         raise ConfigError(f"model.cell must be lstm or gru, not {model['cell']!r}")
     if min(model["encoder_layers"], model["decoder_layers"]) < 1:

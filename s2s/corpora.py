@@ -31,7 +31,9 @@ def manifest() -> dict:
 def corpus_entry(name: str) -> dict:
     known = manifest()
     if name not in known:
-        raise CorpusNotFound(f"unknown corpus {name!r}; data/corpora.yaml knows: {', '.join(known)}")
+        raise CorpusNotFound(
+            f"unknown corpus {name!r}; data/corpora.yaml knows: {', '.join(known)}"
+        )
     return known[name]
 
 
@@ -61,7 +63,8 @@ def locate(name: str, download: bool = True) -> Path:
         return fetch(name)
     except OSError as e:
         raise CorpusNotFound(
-            f"corpus {name!r} not found locally and the download failed ({e}); looked at:\n  {looked}\n"
+            f"corpus {name!r} not found locally and the download failed ({e}); "
+            f"looked at:\n  {looked}\n"
             f"Put a copy at $S2S_CORPUS_DIR/{name}/{corpus_entry(name)['file']}."
         ) from e
 

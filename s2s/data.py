@@ -57,18 +57,21 @@ class CleaningReport:
 
 
 def normalize(text: str, lang: str) -> str:
-    """NFKC, control characters removed, whitespace collapsed; Chinese keeps full-width punctuation."""
+    """NFKC, control characters dropped, spaces collapsed; Chinese keeps full-width punctuation."""
     text = _CONTROL.sub("", text)
     if lang == "zh":
         parts = _CJK_PUNCT_RUN.split(text)
-        text = "".join(p if i % 2 else unicodedata.normalize("NFKC", p) for i, p in enumerate(parts))
+        text = "".join(
+            p if i % 2 else unicodedata.normalize("NFKC", p) for i, p in enumerate(parts)
+        )
     else:
         text = unicodedata.normalize("NFKC", text)
     return _SPACES.sub(" ", text).strip()
 
 
-def read_tsv(path: Path, columns: dict[str, int], src_lang: str, tgt_lang: str,
-             limit: int | None = None) -> tuple[pd.DataFrame, CleaningReport]:
+def read_tsv(
+    path: Path, columns: dict[str, int], src_lang: str, tgt_lang: str, limit: int | None = None
+) -> tuple[pd.DataFrame, CleaningReport]:
     """Read ``path`` (one pair a line, tab-separated) into a frame of ``line, src, tgt``.
 
     Lines that are not valid UTF-8 or lack the needed columns are counted, not raised.
@@ -100,8 +103,9 @@ def read_tsv(path: Path, columns: dict[str, int], src_lang: str, tgt_lang: str,
     return pd.DataFrame.from_records(records, columns=["line", "src", "tgt"]), report
 
 
-def clean(frame: pd.DataFrame, report: CleaningReport, src_lang: str, tgt_lang: str,
-          max_chars: int) -> pd.DataFrame:
+def clean(
+    frame: pd.DataFrame, report: CleaningReport, src_lang: str, tgt_lang: str, max_chars: int
+) -> pd.DataFrame:
     """Normalise both sides and drop empty, over-long and duplicate pairs, counting each."""
     frame = frame.assign(
         src=frame["src"].map(lambda s: normalize(s, src_lang)),
@@ -173,8 +177,13 @@ def save_splits(splits: Splits, folder: Path) -> None:
 
 def load_splits(folder: Path) -> Splits:
     def read(name: str) -> pd.DataFrame:
-        return pd.read_csv(folder / f"{name}.tsv", sep="\t", dtype={"src": str, "tgt": str},
-                           keep_default_na=False, quoting=3)
+        return pd.read_csv(
+            folder / f"{name}.tsv",
+            sep="\t",
+            dtype={"src": str, "tgt": str},
+            keep_default_na=False,
+            quoting=3,
+        )
 
     return Splits(train=read("train"), dev=read("dev"), test=read("test"))
 

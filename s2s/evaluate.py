@@ -39,12 +39,18 @@ class Scores:
         return asdict(self)
 
     def summary(self) -> str:
-        return (f"BLEU = {self.bleu:.2f}  ({self.bleu_detail})\n  {self.bleu_signature}\n"
-                f"chrF = {self.chrf:.2f}\n  {self.chrf_signature}")
+        return (
+            f"BLEU = {self.bleu:.2f}  ({self.bleu_detail})\n  {self.bleu_signature}\n"
+            f"chrF = {self.chrf:.2f}\n  {self.chrf_signature}"
+        )
 
 
-def score(hypotheses: Sequence[str], references: Sequence[Sequence[str]], tgt_lang: str,
-          tokenize: str | None = None) -> Scores:
+def score(
+    hypotheses: Sequence[str],
+    references: Sequence[Sequence[str]],
+    tgt_lang: str,
+    tokenize: str | None = None,
+) -> Scores:
     """Corpus BLEU and chrF of ``hypotheses[i]`` against every string in ``references[i]``."""
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference sets")
@@ -54,15 +60,23 @@ def score(hypotheses: Sequence[str], references: Sequence[Sequence[str]], tgt_la
     b = bleu.corpus_score(list(hypotheses), streams)
     c = chrf.corpus_score(list(hypotheses), streams)
     return Scores(
-        bleu=round(b.score, 2), chrf=round(c.score, 2),
-        bleu_signature=str(bleu.get_signature()), chrf_signature=str(chrf.get_signature()),
+        bleu=round(b.score, 2),
+        chrf=round(c.score, 2),
+        bleu_signature=str(bleu.get_signature()),
+        chrf_signature=str(chrf.get_signature()),
         bleu_detail=b.format(score_only=False, signature="").split("=", 1)[-1].strip(),
         sentences=len(hypotheses),
     )
 
 
-def write_report(folder: Path, name: str, sources: Sequence[str], hypotheses: Sequence[str],
-                 scores: Scores, extra: dict | None = None) -> Path:
+def write_report(
+    folder: Path,
+    name: str,
+    sources: Sequence[str],
+    hypotheses: Sequence[str],
+    scores: Scores,
+    extra: dict | None = None,
+) -> Path:
     """Save ``<name>.hyp.txt`` (one translation a line) and ``<name>.json`` (scores)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.hyp.txt").write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")

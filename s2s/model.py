@@ -27,8 +27,16 @@ class Encoder(keras.layers.Layer):
     Padding (id 0) is masked, so a sentence encodes the same whatever it is padded to.
     """
 
-    def __init__(self, vocab_size: int, embedding_dim: int, units: int, num_layers: int = 1,
-                 cell: str = "lstm", dropout: float = 0.0, **kwargs):
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int,
+        units: int,
+        num_layers: int = 1,
+        cell: str = "lstm",
+        dropout: float = 0.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.vocab_size, self.embedding_dim, self.units = vocab_size, embedding_dim, units
         self.num_layers, self.cell, self.dropout_rate = num_layers, cell, dropout
@@ -52,9 +60,15 @@ class Encoder(keras.layers.Layer):
         return x, final, mask
 
     def get_config(self):
-        return {**super().get_config(), "vocab_size": self.vocab_size,
-                "embedding_dim": self.embedding_dim, "units": self.units,
-                "num_layers": self.num_layers, "cell": self.cell, "dropout": self.dropout_rate}
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "embedding_dim": self.embedding_dim,
+            "units": self.units,
+            "num_layers": self.num_layers,
+            "cell": self.cell,
+            "dropout": self.dropout_rate,
+        }
 
 
 @keras.saving.register_keras_serializable(package="s2s")
@@ -64,18 +78,30 @@ class Decoder(keras.layers.Layer):
     Luong-style: ``h~ = tanh(W_c [context; h])``, ``logits = W_o h~``.
     """
 
-    def __init__(self, vocab_size: int, embedding_dim: int, units: int, num_layers: int = 1,
-                 cell: str = "lstm", attention: str = "general", attention_dim: int = 256,
-                 dropout: float = 0.0, **kwargs):
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int,
+        units: int,
+        num_layers: int = 1,
+        cell: str = "lstm",
+        attention: str = "general",
+        attention_dim: int = 256,
+        dropout: float = 0.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.vocab_size, self.embedding_dim, self.units = vocab_size, embedding_dim, units
         self.num_layers, self.cell, self.attention_kind = num_layers, cell, attention
         self.attention_dim, self.dropout_rate = attention_dim, dropout
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.rnns = [recurrent_layer(cell, units, name=f"rnn_{i}") for i in range(num_layers)]
-        self.attention = Attention(attention, query_dim=units, units=attention_dim, name="attention")
-        self.combine = keras.layers.Dense(attention_dim, activation="tanh", use_bias=False,
-                                          name="combine")
+        self.attention = Attention(
+            attention, query_dim=units, units=attention_dim, name="attention"
+        )
+        self.combine = keras.layers.Dense(
+            attention_dim, activation="tanh", use_bias=False, name="combine"
+        )
         self.output_proj = keras.layers.Dense(vocab_size, name="output_proj")
         self.dropout = keras.layers.Dropout(dropout)
 
@@ -110,11 +136,17 @@ class Decoder(keras.layers.Layer):
         return self.output_proj(self.dropout(attentional, training=training))
 
     def get_config(self):
-        return {**super().get_config(), "vocab_size": self.vocab_size,
-                "embedding_dim": self.embedding_dim, "units": self.units,
-                "num_layers": self.num_layers, "cell": self.cell,
-                "attention": self.attention_kind, "attention_dim": self.attention_dim,
-                "dropout": self.dropout_rate}
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "embedding_dim": self.embedding_dim,
+            "units": self.units,
+            "num_layers": self.num_layers,
+            "cell": self.cell,
+            "attention": self.attention_kind,
+            "attention_dim": self.attention_dim,
+            "dropout": self.dropout_rate,
+        }
 
 
 @keras.saving.register_keras_serializable(package="s2s")
@@ -132,21 +164,53 @@ class Seq2Seq(keras.Model):
     (1, 3, 90)
     """
 
-    def __init__(self, src_vocab_size: int, tgt_vocab_size: int, embedding_dim: int = 256,
-                 encoder_units: int = 256, encoder_layers: int = 1, decoder_layers: int = 1,
-                 cell: str = "lstm", attention: str = "general", attention_dim: int = 256,
-                 dropout: float = 0.0, **kwargs):
+    def __init__(
+        self,
+        src_vocab_size: int,
+        tgt_vocab_size: int,
+        embedding_dim: int = 256,
+        encoder_units: int = 256,
+        encoder_layers: int = 1,
+        decoder_layers: int = 1,
+        cell: str = "lstm",
+        attention: str = "general",
+        attention_dim: int = 256,
+        dropout: float = 0.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.hparams = dict(
-            src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
-            embedding_dim=embedding_dim, encoder_units=encoder_units,
-            encoder_layers=encoder_layers, decoder_layers=decoder_layers, cell=cell,
-            attention=attention, attention_dim=attention_dim, dropout=dropout,
+            src_vocab_size=src_vocab_size,
+            tgt_vocab_size=tgt_vocab_size,
+            embedding_dim=embedding_dim,
+            encoder_units=encoder_units,
+            encoder_layers=encoder_layers,
+            decoder_layers=decoder_layers,
+            cell=cell,
+            attention=attention,
+            attention_dim=attention_dim,
+            dropout=dropout,
         )
-        self.encoder = Encoder(src_vocab_size, embedding_dim, encoder_units, encoder_layers,
-                               cell, dropout, name="encoder")
-        self.decoder = Decoder(tgt_vocab_size, embedding_dim, 2 * encoder_units, decoder_layers,
-                               cell, attention, attention_dim, dropout, name="decoder")
+        self.encoder = Encoder(
+            src_vocab_size,
+            embedding_dim,
+            encoder_units,
+            encoder_layers,
+            cell,
+            dropout,
+            name="encoder",
+        )
+        self.decoder = Decoder(
+            tgt_vocab_size,
+            embedding_dim,
+            2 * encoder_units,
+            decoder_layers,
+            cell,
+            attention,
+            attention_dim,
+            dropout,
+            name="decoder",
+        )
         self.label_smoothing = 0.0
         self.clipnorm: float | None = None
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -176,8 +240,9 @@ class Seq2Seq(keras.Model):
 
     # -- training ---------------------------------------------------------------------------
 
-    def compile(self, optimizer, label_smoothing: float = 0.0, clipnorm: float | None = None,
-                **kwargs):
+    def compile(
+        self, optimizer, label_smoothing: float = 0.0, clipnorm: float | None = None, **kwargs
+    ):
         """``label_smoothing`` and global-norm ``clipnorm`` are used by :meth:`train_step`."""
         super().compile(optimizer=optimizer, **kwargs)
         self.label_smoothing, self.clipnorm = label_smoothing, clipnorm

@@ -30,7 +30,7 @@ class Buckets:
     def batch_sizes(self) -> list[int]:
         # bucket_by_sequence_length wants one size per bucket plus one for lengths >= last boundary
         sizes = [max(1, self.batch_tokens // (b - 1)) for b in self.boundaries]
-        return sizes + [sizes[-1]]
+        return [*sizes, sizes[-1]]
 
     def bucket_of(self, lengths: np.ndarray) -> np.ndarray:
         return np.searchsorted(np.asarray(self.boundaries), lengths, side="right")
@@ -66,16 +66,19 @@ def teacher_forcing(src, tgt):
     return src, tgt_in, tgt_out
 
 
-def training_dataset(src_ids, tgt_ids, buckets: Buckets, shuffle: bool = True,
-                     seed: int = 0) -> tf.data.Dataset:
+def training_dataset(
+    src_ids, tgt_ids, buckets: Buckets, shuffle: bool = True, seed: int = 0
+) -> tf.data.Dataset:
     """Batches ``((src [B,L], tgt_in [B,L]), tgt_out [B,L])`` for ``Model.fit``.
 
     Pairs longer than ``buckets.max_length`` must have been removed (see :func:`filter_long`).
     """
     lengths = pair_lengths(src_ids, tgt_ids)
     if len(lengths) and lengths.max() > buckets.max_length:
-        raise ValueError(f"a pair has {lengths.max()} pieces; the largest bucket holds "
-                         f"{buckets.max_length} (call filter_long first)")
+        raise ValueError(
+            f"a pair has {lengths.max()} pieces; the largest bucket holds "
+            f"{buckets.max_length} (call filter_long first)"
+        )
     steps = buckets.steps_per_epoch(lengths)
     ds = tf.data.Dataset.from_tensor_slices((_ragged(src_ids), _ragged(tgt_ids)))
     if shuffle:

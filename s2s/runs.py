@@ -1,13 +1,13 @@
 """The run folder: everything one training run reads and writes, under one directory.
 
-    runs/<pair>/
-      config.yaml                 the config the run was started with
-      data/{train,dev,test}.tsv   the split; data/cleaning.json what cleaning dropped
-      spm/{src,tgt}.model         SentencePiece models (training split only)
-      checkpoints/                last.weights.h5 (+ optimizer), best.weights.h5, state.json
-      model.keras                 the best model, loadable with keras.saving.load_model
-      logs/train.csv, logs/tensorboard/
-      eval/test.json, eval/test.hyp.txt
+runs/<pair>/
+  config.yaml                 the config the run was started with
+  data/{train,dev,test}.tsv   the split; data/cleaning.json what cleaning dropped
+  spm/{src,tgt}.model         SentencePiece models (training split only)
+  checkpoints/                last.weights.h5 (+ optimizer), best.weights.h5, state.json
+  model.keras                 the best model, loadable with keras.saving.load_model
+  logs/train.csv, logs/tensorboard/
+  eval/test.json, eval/test.hyp.txt
 """
 
 from __future__ import annotations
@@ -92,8 +92,7 @@ def start(paths: RunPaths, config: dict) -> None:
 def read_state(paths: RunPaths) -> dict:
     if paths.state.exists():
         return json.loads(paths.state.read_text(encoding="utf-8"))
-    return {"epoch": 0, "elapsed_s": 0.0, "best_bleu": None, "best_epoch": None,
-            "finished": False}
+    return {"epoch": 0, "elapsed_s": 0.0, "best_bleu": None, "best_epoch": None, "finished": False}
 
 
 def write_state(paths: RunPaths, state: dict) -> None:

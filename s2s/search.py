@@ -65,8 +65,12 @@ def greedy_search(model, src, alpha: float = 0.0, max_len_a: float = 1.5, max_le
         return tf.logical_and(t < steps, tf.logical_not(tf.reduce_all(finished)))
 
     init = (
-        tf.constant(0), tf.fill([batch], BOS_ID), states, tf.zeros([batch], tf.bool),
-        tf.zeros([batch]), tf.zeros([batch], tf.int32),
+        tf.constant(0),
+        tf.fill([batch], BOS_ID),
+        states,
+        tf.zeros([batch], tf.bool),
+        tf.zeros([batch]),
+        tf.zeros([batch], tf.int32),
         tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
     )
     *_, log_prob, length, out = tf.while_loop(cond, body, init)
@@ -87,8 +91,9 @@ def _split(tensor, batch, beam):
     return tf.reshape(tensor, tf.concat([[batch, beam], tf.shape(tensor)[1:]], axis=0))
 
 
-def beam_search(model, src, beam_size: int = 5, alpha: float = 0.6, max_len_a: float = 1.5,
-                max_len_b: int = 10):
+def beam_search(
+    model, src, beam_size: int = 5, alpha: float = 0.6, max_len_a: float = 1.5, max_len_b: int = 10
+):
     """Batched beam search with alive and finished hypotheses kept apart.
 
     Each step expands the ``K`` alive hypotheses of a sentence into ``2K`` best candidates.
@@ -131,7 +136,8 @@ def beam_search(model, src, beam_size: int = 5, alpha: float = 0.6, max_len_a: f
         may_finish = tf.logical_and(is_eos, rank_may_finish[None, :])
         new_score = tf.where(may_finish, top_log_prob / length_penalty(t + 1, alpha), NEG_INF)
         merged_score, merged_index = tf.math.top_k(
-            tf.concat([finished_score, new_score], axis=1), k=k)
+            tf.concat([finished_score, new_score], axis=1), k=k
+        )
         merged_seq = _gather_beams(tf.concat([finished_seq, top_seq], axis=1), merged_index)
         finished_score = tf.where(done[:, None], finished_score, merged_score)
         finished_seq = tf.where(done[:, None, None], finished_seq, merged_seq)
@@ -154,7 +160,15 @@ def beam_search(model, src, beam_size: int = 5, alpha: float = 0.6, max_len_a: f
     def cond(t, *args):
         return tf.logical_and(t < steps, tf.logical_not(tf.reduce_all(args[-1])))
 
-    init = (tf.constant(0), tf.fill([batch * k], BOS_ID), states, alive_seq, alive_log_prob,
-            finished_seq, finished_score, tf.zeros([batch], tf.bool))
+    init = (
+        tf.constant(0),
+        tf.fill([batch * k], BOS_ID),
+        states,
+        alive_seq,
+        alive_log_prob,
+        finished_seq,
+        finished_score,
+        tf.zeros([batch], tf.bool),
+    )
     t, *_, finished_seq, finished_score, _ = tf.while_loop(cond, body, init)
     return finished_seq[:, :, :t], finished_score

@@ -16,10 +16,15 @@ import sentencepiece as spm
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
 
-def train_sentencepiece(sentences: Iterable[str], prefix: Path, model_type: str = "unigram",
-                        vocab_size: int = 8000, character_coverage: float = 1.0,
-                        seed: int = 1234) -> Path:
-    """Train a model on ``sentences``; writes ``<prefix>.model`` and ``.vocab``, returns the model path."""
+def train_sentencepiece(
+    sentences: Iterable[str],
+    prefix: Path,
+    model_type: str = "unigram",
+    vocab_size: int = 8000,
+    character_coverage: float = 1.0,
+    seed: int = 1234,
+) -> Path:
+    """Train on ``sentences``; writes ``<prefix>.model`` and ``.vocab``; returns the model path."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
     spm.set_random_generator_seed(seed)
     spm.SentencePieceTrainer.train(
@@ -29,7 +34,10 @@ def train_sentencepiece(sentences: Iterable[str], prefix: Path, model_type: str 
         vocab_size=vocab_size,
         character_coverage=character_coverage,
         normalization_rule_name="identity",
-        pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+        pad_id=PAD_ID,
+        unk_id=UNK_ID,
+        bos_id=BOS_ID,
+        eos_id=EOS_ID,
         hard_vocab_limit=False,  # a small corpus may not support the asked size
         num_threads=2,
         minloglevel=2,

@@ -41,15 +41,19 @@ def sequence_loss(logits, targets, label_smoothing: float = 0.0):
         per_token = (1.0 - label_smoothing) * nll + label_smoothing * uniform
     tokens = tf.reduce_sum(mask)
     denominator = tf.maximum(tokens, 1.0)
-    return (tf.reduce_sum(per_token * mask) / denominator,
-            tf.reduce_sum(nll * mask) / denominator, tokens)
+    return (
+        tf.reduce_sum(per_token * mask) / denominator,
+        tf.reduce_sum(nll * mask) / denominator,
+        tokens,
+    )
 
 
 # -- stages -----------------------------------------------------------------------------------
 
 
-def prepare_data(config: dict, paths: runs.RunPaths, corpus: Path | None = None,
-                 log=print) -> data_lib.Splits:
+def prepare_data(
+    config: dict, paths: runs.RunPaths, corpus: Path | None = None, log=print
+) -> data_lib.Splits:
     """Read, clean and split the corpus once per run; later calls read the saved split."""
     if (paths.data / "test.tsv").exists():
         return data_lib.load_splits(paths.data)
@@ -62,16 +66,18 @@ def prepare_data(config: dict, paths: runs.RunPaths, corpus: Path | None = None,
     return splits
 
 
-def prepare_tokenizers(config: dict, paths: runs.RunPaths,
-                       splits: data_lib.Splits) -> tuple[Tokenizer, Tokenizer]:
+def prepare_tokenizers(
+    config: dict, paths: runs.RunPaths, splits: data_lib.Splits
+) -> tuple[Tokenizer, Tokenizer]:
     """Train (once) and load the source and target SentencePiece models, on train only."""
     tokenizers = []
     for side in ("src", "tgt"):
         path = paths.spm(side)
         if not path.exists():
             options = config["tokenizer"][side]
-            train_sentencepiece(splits.train[side], path.with_suffix(""), seed=config["data"]["seed"],
-                                **options)
+            train_sentencepiece(
+                splits.train[side], path.with_suffix(""), seed=config["data"]["seed"], **options
+            )
         tokenizers.append(Tokenizer(path))
     return tokenizers[0], tokenizers[1]
 
@@ -86,7 +92,8 @@ def compile_model(model: Seq2Seq, config: dict) -> Seq2Seq:
     train = config["train"]
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=train["learning_rate"]),
-        label_smoothing=train["label_smoothing"], clipnorm=train["clipnorm"],
+        label_smoothing=train["label_smoothing"],
+        clipnorm=train["clipnorm"],
         jit_compile=train["jit_compile"],
     )
     model.optimizer.build(model.trainable_variables)
@@ -97,8 +104,10 @@ def load_trained(run_dir: str | Path, weights: str = "best"):
     """``(config, model, src_tokenizer, tgt_tokenizer)`` of a trained run."""
     paths = runs.RunPaths(Path(run_dir))
     if not paths.config.exists():
-        raise FileNotFoundError(f"{paths.root} is not a run folder (no config.yaml); "
-                                f"train one with: make train LANG=zh-en")
+        raise FileNotFoundError(
+            f"{paths.root} is not a run folder (no config.yaml); "
+            f"train one with: make train LANG=zh-en"
+        )
     from s2s.config import read_yaml
 
     config = read_yaml(paths.config)
@@ -126,15 +135,23 @@ class ProgressBar(keras.callbacks.Callback):
         self.bar = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch",
-                        dynamic_ncols=True, mininterval=1.0 if os.isatty(2) else 30.0)
+        self.bar = tqdm(
+            total=self.steps,
+            desc=f"epoch {epoch + 1}/{self.epochs}",
+            unit="batch",
+            dynamic_ncols=True,
+            mininterval=1.0 if os.isatty(2) else 30.0,
+        )
         self.start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
         elapsed = max(time.perf_counter() - self.start, 1e-9)
-        self.bar.set_postfix(loss=f"{float(logs.get('loss', 0)):.3f}",
-                             tok_s=f"{float(logs.get('tokens', 0)) / elapsed:,.0f}", refresh=False)
+        self.bar.set_postfix(
+            loss=f"{float(logs.get('loss', 0)):.3f}",
+            tok_s=f"{float(logs.get('tokens', 0)) / elapsed:,.0f}",
+            refresh=False,
+        )
         self.bar.update(1)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -149,8 +166,15 @@ class RunKeeper(keras.callbacks.Callback):
     TensorBoard loggers placed after this callback record it.
     """
 
-    def __init__(self, paths: runs.RunPaths, translator: Translator, dev: data_lib.pd.DataFrame,
-                 config: dict, state: dict, log=print):
+    def __init__(
+        self,
+        paths: runs.RunPaths,
+        translator: Translator,
+        dev: data_lib.pd.DataFrame,
+        config: dict,
+        state: dict,
+        log=print,
+    ):
         super().__init__()
         self.paths, self.translator, self.state, self.log = paths, translator, state, log
         self.dev_sources, self.dev_refs = data_lib.references(dev)
@@ -186,11 +210,13 @@ class RunKeeper(keras.callbacks.Callback):
         self.state.update(epoch=epoch + 1, elapsed_s=self.elapsed())
         self.t0 = time.perf_counter()
         runs.write_state(self.paths, self.state)
-        self.log(f"epoch {epoch + 1}: loss {logs.get('loss', math.nan):.3f}  "
-                 f"dev ppl {math.exp(min(logs.get('val_nll', math.nan), 50)):.1f}  "
-                 f"dev BLEU {dev.bleu:.2f}  chrF {dev.chrf:.2f}"
-                 f"{'  (best)' if improved else ''}  [dev search {time.perf_counter() - t:.0f}s, "
-                 f"{self.elapsed() / 60:.1f} min in]")
+        self.log(
+            f"epoch {epoch + 1}: loss {logs.get('loss', math.nan):.3f}  "
+            f"dev ppl {math.exp(min(logs.get('val_nll', math.nan), 50)):.1f}  "
+            f"dev BLEU {dev.bleu:.2f}  chrF {dev.chrf:.2f}"
+            f"{'  (best)' if improved else ''}  [dev search {time.perf_counter() - t:.0f}s, "
+            f"{self.elapsed() / 60:.1f} min in]"
+        )
         if epoch + 1 - self.state["best_epoch"] >= self.patience:
             self.log(f"no dev BLEU gain for {self.patience} epochs: stopping")
             self.model.stop_training = True
@@ -219,26 +245,34 @@ def train(config: dict, run_dir: str | Path, corpus: Path | None = None, log=pri
 def fit(config, paths, state, splits, src_tok, tgt_tok, log=print) -> None:
     train_cfg = config["train"]
     buckets = Buckets(tuple(train_cfg["bucket_boundaries"]), train_cfg["batch_tokens"])
-    src_ids, tgt_ids, too_long = filter_long(src_tok.encode(splits.train["src"]),
-                                             tgt_tok.encode(splits.train["tgt"]), buckets)
+    src_ids, tgt_ids, too_long = filter_long(
+        src_tok.encode(splits.train["src"]), tgt_tok.encode(splits.train["tgt"]), buckets
+    )
     if too_long:
         log(f"skipping {too_long} training pairs longer than {buckets.max_length} pieces")
-    dev_src, dev_tgt, _ = filter_long(src_tok.encode(splits.dev["src"]),
-                                      tgt_tok.encode(splits.dev["tgt"]), buckets)
-    train_ds = training_dataset(src_ids, tgt_ids, buckets, shuffle=True,
-                                seed=train_cfg["seed"] + state["epoch"])
+    dev_src, dev_tgt, _ = filter_long(
+        src_tok.encode(splits.dev["src"]), tgt_tok.encode(splits.dev["tgt"]), buckets
+    )
+    train_ds = training_dataset(
+        src_ids, tgt_ids, buckets, shuffle=True, seed=train_cfg["seed"] + state["epoch"]
+    )
     dev_ds = training_dataset(dev_src, dev_tgt, buckets, shuffle=False)
     steps = int(train_ds.cardinality())
 
     model = compile_model(build_model(config, src_tok, tgt_tok), config)
     if state["epoch"]:
         model.load_weights(paths.last_weights)
-        log(f"resuming from epoch {state['epoch']} ({state['elapsed_s'] / 60:.1f} min trained, "
-            f"best dev BLEU {state['best_bleu']})")
-    log(f"model: {model.count_params():,} parameters; {len(src_ids):,} training pairs in "
-        f"{steps} batches of ~{buckets.batch_tokens} tokens")
-    translator = Translator.from_config(model, src_tok, tgt_tok, config,
-                                        beam_size=train_cfg["dev_beam_size"])
+        log(
+            f"resuming from epoch {state['epoch']} ({state['elapsed_s'] / 60:.1f} min trained, "
+            f"best dev BLEU {state['best_bleu']})"
+        )
+    log(
+        f"model: {model.count_params():,} parameters; {len(src_ids):,} training pairs in "
+        f"{steps} batches of ~{buckets.batch_tokens} tokens"
+    )
+    translator = Translator.from_config(
+        model, src_tok, tgt_tok, config, beam_size=train_cfg["dev_beam_size"]
+    )
     paths.logs.mkdir(parents=True, exist_ok=True)
     callbacks = [
         ProgressBar(steps, train_cfg["epochs"]),
@@ -247,8 +281,15 @@ def fit(config, paths, state, splits, src_tok, tgt_tok, log=print) -> None:
         keras.callbacks.TensorBoard(str(paths.logs / "tensorboard"), write_graph=False),
     ]
     if state["epoch"] < train_cfg["epochs"]:
-        model.fit(train_ds, validation_data=dev_ds, epochs=train_cfg["epochs"],
-                  initial_epoch=state["epoch"], callbacks=callbacks, verbose=0, shuffle=False)
+        model.fit(
+            train_ds,
+            validation_data=dev_ds,
+            epochs=train_cfg["epochs"],
+            initial_epoch=state["epoch"],
+            callbacks=callbacks,
+            verbose=0,
+            shuffle=False,
+        )
     best = compile_model(build_model(config, src_tok, tgt_tok), config)
     best.load_weights(paths.best_weights)
     best.save(paths.model, include_optimizer=False)
@@ -256,8 +297,9 @@ def fit(config, paths, state, splits, src_tok, tgt_tok, log=print) -> None:
     runs.write_state(paths, state)
 
 
-def evaluate_test(config, paths, model, src_tok, tgt_tok, splits, log=print,
-                  split_name: str = "test") -> dict:
+def evaluate_test(
+    config, paths, model, src_tok, tgt_tok, splits, log=print, split_name: str = "test"
+) -> dict:
     """Beam-search the test split with the run's search settings and score it."""
     translator = Translator.from_config(model, src_tok, tgt_tok, config)
     frame = getattr(splits, split_name)
@@ -267,10 +309,18 @@ def evaluate_test(config, paths, model, src_tok, tgt_tok, splits, log=print,
     seconds = time.perf_counter() - t
     scores = score(hyps, refs, config["data"]["tgt_lang"], config["eval"]["tokenize"])
     state = runs.read_state(paths)
-    extra = {"split": split_name, "beam_size": translator.beam_size, "alpha": translator.alpha,
-             "decode_seconds": round(seconds, 2), "best_epoch": state.get("best_epoch"),
-             "epochs": state.get("epoch"), "train_minutes": round(state.get("elapsed_s", 0) / 60, 2)}
+    extra = {
+        "split": split_name,
+        "beam_size": translator.beam_size,
+        "alpha": translator.alpha,
+        "decode_seconds": round(seconds, 2),
+        "best_epoch": state.get("best_epoch"),
+        "epochs": state.get("epoch"),
+        "train_minutes": round(state.get("elapsed_s", 0) / 60, 2),
+    }
     write_report(paths.eval, split_name, sources, hyps, scores, extra)
-    log(f"{split_name}: {len(sources)} sentences, beam {translator.beam_size}, "
-        f"{len(sources) / seconds:.0f} sentences/s\n{scores.summary()}")
+    log(
+        f"{split_name}: {len(sources)} sentences, beam {translator.beam_size}, "
+        f"{len(sources) / seconds:.0f} sentences/s\n{scores.summary()}"
+    )
     return {**scores.as_dict(), **extra}

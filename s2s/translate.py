@@ -33,9 +33,19 @@ class Translator:
     shapes do not retrace them.
     """
 
-    def __init__(self, model, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer, src_lang: str,
-                 beam_size: int = 5, alpha: float = 0.6, max_len_a: float = 1.5,
-                 max_len_b: int = 10, batch_size: int = 64, max_src_len: int = 200):
+    def __init__(
+        self,
+        model,
+        src_tokenizer: Tokenizer,
+        tgt_tokenizer: Tokenizer,
+        src_lang: str,
+        beam_size: int = 5,
+        alpha: float = 0.6,
+        max_len_a: float = 1.5,
+        max_len_b: int = 10,
+        batch_size: int = 64,
+        max_src_len: int = 200,
+    ):
         self.model, self.src_tok, self.tgt_tok = model, src_tokenizer, tgt_tokenizer
         self.src_lang = src_lang
         self.beam_size, self.alpha = beam_size, alpha
@@ -48,18 +58,26 @@ class Translator:
     @classmethod
     def from_config(cls, model, src_tokenizer, tgt_tokenizer, config: dict, **overrides):
         search = {**config["search"], **{k: v for k, v in overrides.items() if v is not None}}
-        return cls(model, src_tokenizer, tgt_tokenizer, config["data"]["src_lang"],
-                   beam_size=search["beam_size"], alpha=search["alpha"],
-                   max_len_a=search["max_len_a"], max_len_b=search["max_len_b"],
-                   batch_size=search["batch_size"],
-                   max_src_len=config["train"]["bucket_boundaries"][-1] - 1)
+        return cls(
+            model,
+            src_tokenizer,
+            tgt_tokenizer,
+            config["data"]["src_lang"],
+            beam_size=search["beam_size"],
+            alpha=search["alpha"],
+            max_len_a=search["max_len_a"],
+            max_len_b=search["max_len_b"],
+            batch_size=search["batch_size"],
+            max_src_len=config["train"]["bucket_boundaries"][-1] - 1,
+        )
 
     def _greedy_fn(self, src):
         return greedy_search(self.model, src, self.alpha, self.max_len_a, self.max_len_b)
 
     def _beam_fn(self, src):
-        return beam_search(self.model, src, self.beam_size, self.alpha, self.max_len_a,
-                           self.max_len_b)
+        return beam_search(
+            self.model, src, self.beam_size, self.alpha, self.max_len_a, self.max_len_b
+        )
 
     def search_ids(self, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Best hypothesis per row of a padded id batch: ``(ids [B, T], scores [B])``."""
@@ -74,8 +92,11 @@ class Translator:
         ids = self.src_tok.encode(texts)
         for n, seq in enumerate(ids):
             if len(seq) > self.max_src_len:
-                print(f"warning: sentence {n + 1} has {len(seq)} pieces; translating its first "
-                      f"{self.max_src_len}", file=sys.stderr)
+                print(
+                    f"warning: sentence {n + 1} has {len(seq)} pieces; translating its first "
+                    f"{self.max_src_len}",
+                    file=sys.stderr,
+                )
                 ids[n] = seq[: self.max_src_len]
         return ids
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import keras
+import numpy as np
+import pytest
 
-from s2s.config import load_config  # noqa: E402
+from s2s.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,23 +51,39 @@ def tiny_config() -> dict:
     return load_config("zh-en", overrides=TINY)
 
 
-def random_model(cell: str = "lstm", attention: str = "general", src_vocab: int = 50,
-                 tgt_vocab: int = 40, layers: int = 1, sharpen: float = 8.0, seed: int = 0):
+def random_model(
+    cell: str = "lstm",
+    attention: str = "general",
+    src_vocab: int = 50,
+    tgt_vocab: int = 40,
+    layers: int = 1,
+    sharpen: float = 8.0,
+    seed: int = 0,
+):
     """An untrained model whose output layer is scaled up, so that search has no near-ties."""
     from s2s.model import Seq2Seq
 
     keras.utils.set_random_seed(seed)
-    model = Seq2Seq(src_vocab_size=src_vocab, tgt_vocab_size=tgt_vocab, embedding_dim=16,
-                    encoder_units=16, encoder_layers=layers, decoder_layers=layers, cell=cell,
-                    attention=attention, attention_dim=16)
+    model = Seq2Seq(
+        src_vocab_size=src_vocab,
+        tgt_vocab_size=tgt_vocab,
+        embedding_dim=16,
+        encoder_units=16,
+        encoder_layers=layers,
+        decoder_layers=layers,
+        cell=cell,
+        attention=attention,
+        attention_dim=16,
+    )
     model.build_from_config({})
     kernel = model.decoder.output_proj.kernel
     kernel.assign(kernel.numpy() * sharpen)
     return model
 
 
-def random_batch(rng: np.random.Generator, rows: int, max_len: int, vocab: int,
-                 min_len: int = 1) -> np.ndarray:
+def random_batch(
+    rng: np.random.Generator, rows: int, max_len: int, vocab: int, min_len: int = 1
+) -> np.ndarray:
     """Right-padded random id rows of mixed lengths (ids 4.. are real pieces)."""
     out = np.zeros((rows, max_len), dtype=np.int32)
     for r in range(rows):

@@ -16,7 +16,7 @@ def test_padding_gets_no_weight_and_does_not_change_the_context(kind):
     padded = memory.copy()
     padded[0, 3] = 100.0  # whatever sits in a padded slot
     context, weights = att(query, att.keys(memory), memory, mask)
-    context2, weights2 = att(query, att.keys(padded), padded, mask)
+    context2, _ = att(query, att.keys(padded), padded, mask)
     short_context, _ = att(query, att.keys(memory[:, :3]), memory[:, :3], mask[:, :3])
     assert np.all(ops.convert_to_numpy(weights)[..., 3] == 0.0)
     np.testing.assert_allclose(ops.sum(weights, -1), 1.0, rtol=1e-6)
@@ -27,8 +27,9 @@ def test_padding_gets_no_weight_and_does_not_change_the_context(kind):
 def test_a_fully_padded_row_gives_finite_output():
     att = Attention("general", query_dim=4)
     memory = np.zeros((1, 3, 4), "float32")
-    context, weights = att(np.ones((1, 2, 4), "float32"), att.keys(memory), memory,
-                           np.zeros((1, 3), bool))
+    context, _ = att(
+        np.ones((1, 2, 4), "float32"), att.keys(memory), memory, np.zeros((1, 3), bool)
+    )
     assert np.isfinite(ops.convert_to_numpy(context)).all()
 
 

@@ -10,15 +10,16 @@ def test_pair_file_sets_languages():
 
 
 def test_overrides_are_typed():
-    config = load_config("zh-en", overrides=["train.epochs=3", "search.alpha=0.8",
-                                              "train.bucket_boundaries=[4, 8]"])
+    config = load_config(
+        "zh-en", overrides=["train.epochs=3", "search.alpha=0.8", "train.bucket_boundaries=[4, 8]"]
+    )
     assert config["train"]["epochs"] == 3
     assert config["search"]["alpha"] == 0.8
     assert config["train"]["bucket_boundaries"] == [4, 8]
 
 
 def test_unknown_key_is_an_error_naming_it():
-    with pytest.raises(ConfigError, match="train.epoch"):
+    with pytest.raises(ConfigError, match=r"train\.epoch"):
         load_config("zh-en", overrides=["train.epoch=3"])
 
 

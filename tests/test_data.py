@@ -24,8 +24,13 @@ def test_control_characters_bom_and_spaces_are_normalised():
 
 
 def test_bad_lines_are_counted_with_their_line_numbers(tmp_path):
-    path = write(tmp_path, "Hi.\t你好。\tx\n".encode() + b"\xff\xfe bad\t\xe4\n"
-                 + "only one column\n".encode() + "Bye.\t再见。\tx\n".encode())
+    path = write(
+        tmp_path,
+        "Hi.\t你好。\tx\n".encode()
+        + b"\xff\xfe bad\t\xe4\n"
+        + b"only one column\n"
+        + "Bye.\t再见。\tx\n".encode(),
+    )
     frame, report = read_tsv(path, COLUMNS, "zh", "en")
     assert list(frame["line"]) == [1, 4]
     assert report.lines_read == 4
@@ -38,8 +43,11 @@ def test_cleaning_counts_every_dropped_pair(tmp_path):
     path = write(tmp_path, "\n".join(lines).encode() + b"\n")
     frame, report = read_tsv(path, COLUMNS, "zh", "en")
     frame = clean(frame, report, "zh", "en", max_chars=30)
-    assert report.as_dict() == {"lines_read": 5, "kept": 2,
-                                "dropped": {"empty": 1, "too_long": 1, "duplicate": 1}}
+    assert report.as_dict() == {
+        "lines_read": 5,
+        "kept": 2,
+        "dropped": {"empty": 1, "too_long": 1, "duplicate": 1},
+    }
     assert report.kept + sum(report.dropped.values()) == report.lines_read
     assert list(frame["src"]) == ["你好。", "跑！"]
 

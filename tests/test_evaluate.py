@@ -11,9 +11,11 @@ def test_tokenizer_follows_the_target_language():
 
 def test_multi_reference_scoring_matches_sacrebleu_with_a_variable_number_of_refs():
     hyps = ["The dog bit the man.", "It was not surprising.", "He left."]
-    refs = [["The dog bit the man.", "The dog had bitten the man."],
-            ["No one was surprised."],
-            ["He went away.", "He left.", "He is gone."]]
+    refs = [
+        ["The dog bit the man.", "The dog had bitten the man."],
+        ["No one was surprised."],
+        ["He went away.", "He left.", "He is gone."],
+    ]
     result = score(hyps, refs, "en")
     streams = reference_streams(refs)
     assert streams[2] == [None, None, "He is gone."]

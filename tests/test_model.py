@@ -25,10 +25,16 @@ def test_padding_never_changes_a_sentence_encoding_or_loss(cell):
     np.testing.assert_allclose([float(x) for x in loss], [float(x) for x in loss_p], rtol=1e-5)
 
 
-@pytest.mark.parametrize("cell,attention,layers", [
-    ("lstm", "general", 1), ("lstm", "dot", 2), ("lstm", "additive", 1),
-    ("gru", "general", 2), ("gru", "additive", 1),
-])
+@pytest.mark.parametrize(
+    "cell,attention,layers",
+    [
+        ("lstm", "general", 1),
+        ("lstm", "dot", 2),
+        ("lstm", "additive", 1),
+        ("gru", "general", 2),
+        ("gru", "additive", 1),
+    ],
+)
 def test_stepping_through_the_reference_reproduces_teacher_forced_logits(cell, attention, layers):
     model = random_model(cell=cell, attention=attention, layers=layers)
     rng = np.random.default_rng(1)
@@ -59,7 +65,11 @@ def test_loss_ignores_padding_and_applies_label_smoothing():
     loss, nll, tokens = sequence_loss(logits, targets, 0.0)
     logp = tf.nn.log_softmax(logits).numpy()
     expected = -(logp[0, 0, 4] + logp[0, 1, 5]) / 2
-    assert float(tokens) == 2 and np.isclose(float(nll), expected) and np.isclose(float(loss), expected)
+    assert (
+        float(tokens) == 2
+        and np.isclose(float(nll), expected)
+        and np.isclose(float(loss), expected)
+    )
     smoothed, nll_s, _ = sequence_loss(logits, targets, 0.1)
     uniform = -(logp[0, 0].mean() + logp[0, 1].mean()) / 2
     assert np.isclose(float(smoothed), 0.9 * expected + 0.1 * uniform, rtol=1e-5)

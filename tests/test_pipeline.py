@@ -33,15 +33,19 @@ def test_every_pair_appears_once_per_epoch_with_one_shape_per_bucket():
     buckets = Buckets((8, 12, 16, 24), 96)
     ds = training_dataset(src, tgt, buckets, shuffle=True, seed=3)
     batches = epoch(ds)
-    assert len(batches) == int(ds.cardinality()) == buckets.steps_per_epoch(
-        np.maximum([len(s) for s in src], [len(t) + 1 for t in tgt]))
+    assert (
+        len(batches)
+        == int(ds.cardinality())
+        == buckets.steps_per_epoch(np.maximum([len(s) for s in src], [len(t) + 1 for t in tgt]))
+    )
     allowed = {(96 // (b - 1), b - 1) for b in buckets.boundaries}
     assert {s.shape for s, _, _ in batches} <= allowed
     assert all(s.shape == ti.shape == to.shape for s, ti, to in batches)
     seen = sorted(
         (tuple(s[s != PAD_ID]), tuple(to[to != PAD_ID][:-1]))
         for batch_src, _, batch_out in batches
-        for s, to in zip(batch_src, batch_out, strict=True) if s.any()
+        for s, to in zip(batch_src, batch_out, strict=True)
+        if s.any()
     )
     assert seen == sorted((tuple(s), tuple(t)) for s, t in zip(src, tgt, strict=True))
 

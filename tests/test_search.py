@@ -31,7 +31,11 @@ class MarkovModel:
 
 
 # Greedy takes A (0.55) then </s> (0.4): 0.22. Beam 2 finds B (0.45) then </s> (0.95): 0.43.
-GARDEN_PATH = {BOS_ID: {A: 0.55, B: 0.45}, A: {EOS_ID: 0.4, A: 0.3, B: 0.3}, B: {EOS_ID: 0.95, A: 0.05}}
+GARDEN_PATH = {
+    BOS_ID: {A: 0.55, B: 0.45},
+    A: {EOS_ID: 0.4, A: 0.3, B: 0.3},
+    B: {EOS_ID: 0.95, A: 0.05},
+}
 SRC = np.array([[7, 7, 7]], np.int32)
 
 
@@ -48,8 +52,9 @@ def test_beam_two_finds_what_greedy_misses():
 
 def test_finished_hypotheses_never_grow_and_length_limit_forces_the_end():
     # Neither branch ever wants to stop: only the length limit ends them.
-    model = MarkovModel({BOS_ID: {A: 0.9, B: 0.1}, A: {A: 0.99, EOS_ID: 0.01},
-                         B: {B: 0.99, EOS_ID: 0.01}})
+    model = MarkovModel(
+        {BOS_ID: {A: 0.9, B: 0.1}, A: {A: 0.99, EOS_ID: 0.01}, B: {B: 0.99, EOS_ID: 0.01}}
+    )
     ids, scores = beam_search(model, SRC, beam_size=2, alpha=0.0, max_len_a=1.0, max_len_b=2)
     ids = ids.numpy()[0]
     # limit: 1.0 * 3 + 2 = 5 tokens before </s>
@@ -97,8 +102,11 @@ def test_a_sentence_translates_the_same_alone_and_inside_a_mixed_batch(search):
     model = random_model(seed=4, attention="additive")
     rng = np.random.default_rng(4)
     batch = random_batch(rng, 64, 12, 50)
-    run = (lambda s: greedy_search(model, s)) if search == "greedy" else \
-        (lambda s: (lambda i, sc: (i[:, 0], sc[:, 0]))(*beam_search(model, s, beam_size=4)))
+    run = (
+        (lambda s: greedy_search(model, s))
+        if search == "greedy"
+        else (lambda s: (lambda i, sc: (i[:, 0], sc[:, 0]))(*beam_search(model, s, beam_size=4)))
+    )
     batch_ids, batch_scores = (x.numpy() for x in run(batch))
     for row in (0, 17, 63):
         length = int((batch[row] != 0).sum())

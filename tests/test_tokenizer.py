@@ -9,8 +9,9 @@ def zh_tokenizer(corpus_file, tmp_path_factory):
     frame, report = read_tsv(corpus_file, {"en": 0, "zh": 1}, "zh", "en", limit=3000)
     frame = clean(frame, report, "zh", "en", max_chars=150)
     prefix = tmp_path_factory.mktemp("spm") / "zh"
-    return Tokenizer(train_sentencepiece(frame["src"], prefix, vocab_size=1500,
-                                         character_coverage=0.9995))
+    return Tokenizer(
+        train_sentencepiece(frame["src"], prefix, vocab_size=1500, character_coverage=0.9995)
+    )
 
 
 def test_special_ids_are_fixed(zh_tokenizer):

@@ -17,9 +17,18 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 def test_trained_run_writes_everything_a_user_looks_for(trained_run):
     paths = runs.RunPaths(trained_run)
-    for path in (paths.config, paths.spm("src"), paths.spm("tgt"), paths.best_weights,
-                 paths.last_weights, paths.model, paths.logs / "train.csv", paths.cleaning,
-                 paths.eval / "test.json", paths.eval / "test.hyp.txt"):
+    for path in (
+        paths.config,
+        paths.spm("src"),
+        paths.spm("tgt"),
+        paths.best_weights,
+        paths.last_weights,
+        paths.model,
+        paths.logs / "train.csv",
+        paths.cleaning,
+        paths.eval / "test.json",
+        paths.eval / "test.hyp.txt",
+    ):
         assert path.exists(), path
     assert any((paths.logs / "tensorboard").rglob("events.out.tfevents.*"))
     log = pd.read_csv(paths.logs / "train.csv")
@@ -42,8 +51,17 @@ def test_a_run_with_other_model_settings_is_not_silently_continued(trained_run):
 def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, corpus_file):
     run = tmp_path / "run"
     sets = [a for s in [*TINY, "train.epochs=3", "train.jit_compile=false"] for a in ("--set", s)]
-    cmd = [sys.executable, "-m", "s2s", "train", "--run", str(run), "--corpus", str(corpus_file),
-           *sets]
+    cmd = [
+        sys.executable,
+        "-m",
+        "s2s",
+        "train",
+        "--run",
+        str(run),
+        "--corpus",
+        str(corpus_file),
+        *sets,
+    ]
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = run / "checkpoints" / "state.json"
     deadline = time.time() + 240
@@ -59,7 +77,7 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, corpus_fi
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"resuming from epoch {stopped_at}" in done.stderr
     log = pd.read_csv(run / "logs" / "train.csv")
-    assert list(log["epoch"])[-(3 - stopped_at):] == list(range(stopped_at, 3))
+    assert list(log["epoch"])[-(3 - stopped_at) :] == list(range(stopped_at, 3))
     assert json.loads(state.read_text())["finished"] is True
 
     again = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)

@@ -38,8 +38,11 @@ def test_cli_translates_stdin_in_order_under_any_locale(trained_run, translator)
     lines = ["我们走吧。", "", "你好。", "这是我的书。"]
     done = subprocess.run(
         [sys.executable, "-m", "s2s", "translate", "--run", str(trained_run)],
-        input="\n".join(lines) + "\n", capture_output=True, env={**os.environ, **ENV_PATH},
-        timeout=300, encoding="utf-8",
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        env={**os.environ, **ENV_PATH},
+        timeout=300,
+        encoding="utf-8",
     )
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout.split("\n")[:-1]
@@ -52,7 +55,10 @@ def test_cli_evaluate_scores_the_test_split(trained_run):
 
     done = subprocess.run(
         [sys.executable, "-m", "s2s", "evaluate", "--run", str(trained_run), "--beam", "2"],
-        capture_output=True, env={**os.environ, **ENV_PATH}, timeout=300, encoding="utf-8",
+        capture_output=True,
+        env={**os.environ, **ENV_PATH},
+        timeout=300,
+        encoding="utf-8",
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "BLEU" in done.stderr and "nrefs:var" in done.stderr
