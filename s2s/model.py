@@ -38,8 +38,14 @@ class Encoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.vocab_size, self.embedding_dim, self.units = vocab_size, embedding_dim, units
-        self.num_layers, self.cell, self.dropout_rate = num_layers, cell, dropout
+        self.args = dict(
+            vocab_size=vocab_size,
+            embedding_dim=embedding_dim,
+            units=units,
+            num_layers=num_layers,
+            cell=cell,
+            dropout=dropout,
+        )
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.rnns = [
             keras.layers.Bidirectional(recurrent_layer(cell, units), name=f"birnn_{i}")
@@ -60,15 +66,7 @@ class Encoder(keras.layers.Layer):
         return x, final, mask
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "vocab_size": self.vocab_size,
-            "embedding_dim": self.embedding_dim,
-            "units": self.units,
-            "num_layers": self.num_layers,
-            "cell": self.cell,
-            "dropout": self.dropout_rate,
-        }
+        return {**super().get_config(), **self.args}
 
 
 @keras.saving.register_keras_serializable(package="s2s")
@@ -91,9 +89,16 @@ class Decoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.vocab_size, self.embedding_dim, self.units = vocab_size, embedding_dim, units
-        self.num_layers, self.cell, self.attention_kind = num_layers, cell, attention
-        self.attention_dim, self.dropout_rate = attention_dim, dropout
+        self.args = dict(
+            vocab_size=vocab_size,
+            embedding_dim=embedding_dim,
+            units=units,
+            num_layers=num_layers,
+            cell=cell,
+            attention=attention,
+            attention_dim=attention_dim,
+            dropout=dropout,
+        )
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.rnns = [recurrent_layer(cell, units, name=f"rnn_{i}") for i in range(num_layers)]
         self.attention = Attention(
@@ -136,17 +141,7 @@ class Decoder(keras.layers.Layer):
         return self.output_proj(self.dropout(attentional, training=training))
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "vocab_size": self.vocab_size,
-            "embedding_dim": self.embedding_dim,
-            "units": self.units,
-            "num_layers": self.num_layers,
-            "cell": self.cell,
-            "attention": self.attention_kind,
-            "attention_dim": self.attention_dim,
-            "dropout": self.dropout_rate,
-        }
+        return {**super().get_config(), **self.args}
 
 
 @keras.saving.register_keras_serializable(package="s2s")
