@@ -27,6 +27,17 @@ def train_sentencepiece(
     """Train on ``sentences``; writes ``<prefix>.model`` and ``.vocab``; returns the model path."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
     spm.set_random_generator_seed(seed)
+    try:
+        _train(sentences, prefix, model_type, vocab_size, character_coverage)
+    except RuntimeError as e:  # SentencePiece reports bad settings this way
+        raise ValueError(
+            f"SentencePiece could not train {prefix.name} ({model_type}, vocab_size={vocab_size}, "
+            f"character_coverage={character_coverage}): {e}"
+        ) from e
+    return prefix.with_suffix(".model")
+
+
+def _train(sentences, prefix, model_type, vocab_size, character_coverage) -> None:
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(list(sentences)),
         model_prefix=str(prefix),
@@ -42,7 +53,6 @@ def train_sentencepiece(
         num_threads=2,
         minloglevel=2,
     )
-    return prefix.with_suffix(".model")
 
 
 class Tokenizer:

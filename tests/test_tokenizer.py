@@ -29,3 +29,9 @@ def test_decode_stops_at_eos_and_skips_padding(zh_tokenizer):
     [ids] = zh_tokenizer.encode(["我们走吧。"])
     assert zh_tokenizer.decode([[*ids, EOS_ID, *ids, PAD_ID]]) == ["我们走吧。"]
     assert zh_tokenizer.decode([[PAD_ID, BOS_ID, EOS_ID]]) == [""]
+
+
+def test_impossible_settings_are_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="vocab_size=20"):
+        many_characters = "".join(chr(0x4E00 + i) for i in range(60))
+        train_sentencepiece([many_characters] * 10, tmp_path / "x", vocab_size=20)
