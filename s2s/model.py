@@ -73,7 +73,13 @@ class Encoder(keras.layers.Layer):
 class Decoder(keras.layers.Layer):
     """Stacked RNN initialised from the encoder, attention, attentional layer, output projection.
 
-    Luong-style: ``h~ = tanh(W_c [context; h])``, ``logits = W_o h~``.
+    Luong-style: ``h~ = tanh(W_c [context; h])``, ``logits = W_o h~``. With ``input_feeding`` the
+    previous step's attentional vector ``h~`` is concatenated to the next input token's embedding
+    (Luong et al., 2015), so the decoder knows what it attended to; the teacher-forced path then
+    has to run step by step, which is slower.
+
+    The decoder state is a list with one entry per layer (that layer's state tensors), plus, with
+    input feeding, a last entry ``[h~]``.
     """
 
     def __init__(
@@ -86,6 +92,7 @@ class Decoder(keras.layers.Layer):
         attention: str = "general",
         attention_dim: int = 256,
         dropout: float = 0.0,
+        input_feeding: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -98,7 +105,9 @@ class Decoder(keras.layers.Layer):
             attention=attention,
             attention_dim=attention_dim,
             dropout=dropout,
+            input_feeding=input_feeding,
         )
+        self.input_feeding = input_feeding
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.rnns = [recurrent_layer(cell, units, name=f"rnn_{i}") for i in range(num_layers)]
         self.attention = Attention(
@@ -110,6 +119,14 @@ class Decoder(keras.layers.Layer):
         self.output_proj = keras.layers.Dense(vocab_size, name="output_proj")
         self.dropout = keras.layers.Dropout(dropout)
 
+    def initial_state(self, encoder_final: list) -> list:
+        """The decoder state at ``<s>``: every layer starts from the encoder's final states."""
+        states = [list(encoder_final) for _ in self.rnns]
+        if self.input_feeding:
+            batch = ops.shape(encoder_final[0])[0]
+            states.append([ops.zeros((batch, self.args["attention_dim"]), encoder_final[0].dtype)])
+        return states
+
     def call(self, tgt_in, memory, keys, mask, states, training=False):
         """Teacher forcing: ``tgt_in [B,T]`` -> logits ``[B, T, V]``.
 
@@ -117,28 +134,53 @@ class Decoder(keras.layers.Layer):
         real one and cannot change it; the loss ignores their outputs.
         """
         x = self.dropout(self.embedding(tgt_in), training=training)
+        if self.input_feeding:
+            attentional = self._feed_loop(x, memory, keys, mask, states, training)
+        else:
+            for i, rnn in enumerate(self.rnns):
+                if i > 0:
+                    x = self.dropout(x, training=training)
+                out, *_ = rnn(x, initial_state=states[i], training=training)
+                x = out + x if i > 0 else out
+            context, _ = self.attention(x, keys, memory, mask)
+            attentional = self.combine(ops.concatenate([context, x], axis=-1))
+            attentional = self.dropout(attentional, training=training)
+        return self.output_proj(attentional)
+
+    def _feed_loop(self, x, memory, keys, mask, states, training):
+        """The input-feeding decoder over a whole target ``x [B,T,E]``, one step at a time."""
+
+        def body(carry, x_t):
+            return self._step(x_t, carry, memory, keys, mask, training)[1]
+
+        steps = tf.scan(body, tf.transpose(x, [1, 0, 2]), initializer=states)
+        return tf.transpose(steps[-1][0], [1, 0, 2])  # every step's (dropped-out) h~
+
+    def _step(self, x, states, memory, keys, mask, training=False):
+        """One step on an embedded input ``x [B,E]``: ``(h~ [B,A], new states, weights [B,S])``."""
+        layers = states[: len(self.rnns)]
+        if self.input_feeding:
+            x = ops.concatenate([x, states[-1][0]], axis=-1)
+        new_states = []
         for i, rnn in enumerate(self.rnns):
             if i > 0:
                 x = self.dropout(x, training=training)
-            out, *_ = rnn(x, initial_state=states[i], training=training)
-            x = out + x if i > 0 else out
-        context, _ = self.attention(x, keys, memory, mask)
-        return self._project(context, x, training)
-
-    def step(self, tokens, states, memory, keys, mask):
-        """One search step: ``tokens [B]`` -> logits ``[B, V]``, new states, weights ``[B, S]``."""
-        x = self.embedding(tokens)
-        new_states = []
-        for i, rnn in enumerate(self.rnns):
-            out, layer_states = rnn.cell(x, states[i], training=False)
+            out, layer_states = rnn.cell(x, layers[i], training=False)
             new_states.append(list(layer_states))
             x = out + x if i > 0 else out
         context, weights = self.attention(x[:, None, :], keys, memory, mask)
-        return self._project(context[:, 0, :], x, False), new_states, weights[:, 0, :]
+        attentional = self.combine(ops.concatenate([context[:, 0, :], x], axis=-1))
+        attentional = self.dropout(attentional, training=training)
+        if self.input_feeding:
+            new_states.append([attentional])
+        return attentional, new_states, weights[:, 0, :]
 
-    def _project(self, context, hidden, training):
-        attentional = self.combine(ops.concatenate([context, hidden], axis=-1))
-        return self.output_proj(self.dropout(attentional, training=training))
+    def step(self, tokens, states, memory, keys, mask):
+        """One search step: ``tokens [B]`` -> logits ``[B, V]``, new states, weights ``[B, S]``."""
+        attentional, new_states, weights = self._step(
+            self.embedding(tokens), states, memory, keys, mask
+        )
+        return self.output_proj(attentional), new_states, weights
 
     def get_config(self):
         return {**super().get_config(), **self.args}
@@ -171,6 +213,7 @@ class Seq2Seq(keras.Model):
         attention: str = "general",
         attention_dim: int = 256,
         dropout: float = 0.0,
+        input_feeding: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -185,6 +228,7 @@ class Seq2Seq(keras.Model):
             attention=attention,
             attention_dim=attention_dim,
             dropout=dropout,
+            input_feeding=input_feeding,
         )
         self.encoder = Encoder(
             src_vocab_size,
@@ -204,6 +248,7 @@ class Seq2Seq(keras.Model):
             attention,
             attention_dim,
             dropout,
+            input_feeding,
             name="decoder",
         )
         self.label_smoothing = 0.0
@@ -222,8 +267,7 @@ class Seq2Seq(keras.Model):
         """Returns ``(memory, keys, mask, decoder initial states)``."""
         memory, final, mask = self.encoder(src, training=training)
         keys = self.decoder.attention.keys(memory)
-        states = [list(final) for _ in range(self.hparams["decoder_layers"])]
-        return memory, keys, mask, states
+        return memory, keys, mask, self.decoder.initial_state(final)
 
     def decode_step(self, tokens, states, memory, keys, mask):
         return self.decoder.step(tokens, states, memory, keys, mask)

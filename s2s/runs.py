@@ -4,7 +4,8 @@ runs/<pair>/
   config.yaml                 the config the run was started with
   data/{train,dev,test}.tsv   the split; data/cleaning.json what cleaning dropped
   spm/{src,tgt}.model         SentencePiece models (training split only)
-  checkpoints/                last.weights.h5 (+ optimizer), best.weights.h5, state.json
+  checkpoints/                last.weights.h5 (+ optimizer), best.weights.h5, state.json,
+                              epoch-NNN.weights.h5 for the last train.average_last epochs
   model.keras                 the best model, loadable with keras.saving.load_model
   logs/train.csv, logs/tensorboard/
   eval/test.json, eval/test.hyp.txt
@@ -49,6 +50,9 @@ class RunPaths:
     @property
     def best_weights(self) -> Path:
         return self.checkpoints / "best.weights.h5"
+
+    def epoch_weights(self, epoch: int) -> Path:
+        return self.checkpoints / f"epoch-{epoch:03d}.weights.h5"
 
     @property
     def state(self) -> Path:

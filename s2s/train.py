@@ -177,11 +177,10 @@ class RunKeeper(keras.callbacks.Callback):
     ):
         super().__init__()
         self.paths, self.translator, self.state, self.log = paths, translator, state, log
-        self.dev_sources, self.dev_refs = data_lib.references(dev)
-        self.tgt_lang = config["data"]["tgt_lang"]
-        self.tokenize = config["eval"]["tokenize"]
+        self.dev, self.config = dev, config
         self.budget_s = 60.0 * config["train"]["max_minutes"]
         self.patience = config["train"]["patience"]
+        self.average_last = config["train"]["average_last"]
         self.out_of_time = False
 
     def elapsed(self) -> float:
@@ -198,10 +197,10 @@ class RunKeeper(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         t = time.perf_counter()
-        hyps = [h.text for h in self.translator.translate(self.dev_sources)]
-        dev = score(hyps, self.dev_refs, self.tgt_lang, self.tokenize)
+        dev = dev_scores(self.translator, self.dev, self.config)
         logs.update(val_bleu=dev.bleu, val_chrf=dev.chrf, elapsed_min=self.elapsed() / 60)
         self.model.save_weights(self.paths.last_weights)
+        self._keep_epoch_weights(epoch + 1)
         best = self.state["best_bleu"]
         improved = best is None or dev.bleu > best
         if improved:
@@ -222,6 +221,33 @@ class RunKeeper(keras.callbacks.Callback):
             self.model.stop_training = True
         if self.out_of_time:
             self.log(f"time budget of {self.budget_s / 60:.0f} min reached: stopping")
+
+    def _keep_epoch_weights(self, epoch: int) -> None:
+        """Keep the weights of the last ``average_last`` epochs for checkpoint averaging."""
+        if self.average_last < 2:
+            return
+        self.model.save_weights(self.paths.epoch_weights(epoch))
+        self.paths.epoch_weights(epoch - self.average_last).unlink(missing_ok=True)
+
+
+def average_checkpoints(model: keras.Model, files: list[Path]) -> keras.Model:
+    """Set ``model``'s weights to the mean of the weight files (float variables only)."""
+    total = None
+    for path in files:
+        model.load_weights(path)
+        values = [v.numpy() for v in model.weights]
+        total = values if total is None else [t + v for t, v in zip(total, values, strict=True)]
+    for variable, value in zip(model.weights, total, strict=True):
+        if variable.dtype.startswith("float"):
+            variable.assign(value / len(files))
+    return model
+
+
+def dev_scores(translator: Translator, dev: data_lib.pd.DataFrame, config: dict):
+    """BLEU and chrF of ``translator`` on the dev split."""
+    sources, refs = data_lib.references(dev)
+    hyps = [h.text for h in translator.translate(sources)]
+    return score(hyps, refs, config["data"]["tgt_lang"], config["eval"]["tokenize"])
 
 
 # -- the whole run ----------------------------------------------------------------------------
@@ -290,11 +316,37 @@ def fit(config, paths, state, splits, src_tok, tgt_tok, log=print) -> None:
             verbose=0,
             shuffle=False,
         )
-    best = compile_model(build_model(config, src_tok, tgt_tok), config)
-    best.load_weights(paths.best_weights)
-    best.save(paths.model, include_optimizer=False)
+    model.load_weights(paths.best_weights)
+    averaged = try_averaging(config, paths, state, splits, src_tok, tgt_tok, log)
+    (averaged or model).save(paths.model, include_optimizer=False)
     state["finished"] = True
     runs.write_state(paths, state)
+
+
+def try_averaging(config, paths, state, splits, src_tok, tgt_tok, log=print):
+    """Average the last epochs' weights; return that model if it beats the best one on dev."""
+    n = config["train"]["average_last"]
+    files = [paths.epoch_weights(e) for e in range(state["epoch"] - n + 1, state["epoch"] + 1)]
+    files = [f for f in files if f.exists()]
+    if len(files) < 2:
+        return None
+    model = average_checkpoints(compile_model(build_model(config, src_tok, tgt_tok), config), files)
+    translator = Translator.from_config(
+        model, src_tok, tgt_tok, config, beam_size=config["train"]["dev_beam_size"]
+    )
+    dev = dev_scores(translator, splits.dev, config)
+    better = dev.bleu > state["best_bleu"]
+    log(
+        f"average of the last {len(files)} epochs: dev BLEU {dev.bleu:.2f} vs best single "
+        f"{state['best_bleu']:.2f} (epoch {state['best_epoch']}): "
+        f"{'using the average' if better else 'keeping the single best'}"
+    )
+    state["averaged"] = {
+        "epochs": [int(f.name[6:9]) for f in files],
+        "dev_bleu": dev.bleu,
+        "used": bool(better),
+    }
+    return model if better else None
 
 
 def evaluate_test(
@@ -315,6 +367,7 @@ def evaluate_test(
         "alpha": translator.alpha,
         "decode_seconds": round(seconds, 2),
         "best_epoch": state.get("best_epoch"),
+        "averaged": state.get("averaged"),
         "epochs": state.get("epoch"),
         "train_minutes": round(state.get("elapsed_s", 0) / 60, 2),
     }

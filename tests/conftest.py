@@ -59,6 +59,7 @@ def random_model(
     layers: int = 1,
     sharpen: float = 8.0,
     seed: int = 0,
+    input_feeding: bool = False,
 ):
     """An untrained model whose output layer is scaled up, so that search has no near-ties."""
     from s2s.model import Seq2Seq
@@ -74,6 +75,7 @@ def random_model(
         cell=cell,
         attention=attention,
         attention_dim=16,
+        input_feeding=input_feeding,
     )
     model.build_from_config({})
     kernel = model.decoder.output_proj.kernel

@@ -26,17 +26,22 @@ def test_padding_never_changes_a_sentence_encoding_or_loss(cell):
 
 
 @pytest.mark.parametrize(
-    "cell,attention,layers",
+    "cell,attention,layers,feeding",
     [
-        ("lstm", "general", 1),
-        ("lstm", "dot", 2),
-        ("lstm", "additive", 1),
-        ("gru", "general", 2),
-        ("gru", "additive", 1),
+        ("lstm", "general", 1, False),
+        ("lstm", "dot", 2, False),
+        ("lstm", "additive", 1, False),
+        ("gru", "general", 2, False),
+        ("gru", "additive", 1, False),
+        ("lstm", "general", 1, True),
+        ("lstm", "additive", 2, True),
+        ("gru", "dot", 2, True),
     ],
 )
-def test_stepping_through_the_reference_reproduces_teacher_forced_logits(cell, attention, layers):
-    model = random_model(cell=cell, attention=attention, layers=layers)
+def test_stepping_through_the_reference_reproduces_teacher_forced_logits(
+    cell, attention, layers, feeding
+):
+    model = random_model(cell=cell, attention=attention, layers=layers, input_feeding=feeding)
     rng = np.random.default_rng(1)
     src = random_batch(rng, 3, 6, 50)
     tgt_in = np.concatenate([np.full((3, 1), BOS_ID), rng.integers(4, 40, (3, 4))], 1)
@@ -48,8 +53,9 @@ def test_stepping_through_the_reference_reproduces_teacher_forced_logits(cell, a
         assert np.all(weights.numpy()[src == 0] == 0)
 
 
-def test_saved_and_reloaded_model_gives_identical_logits(tmp_path):
-    model = random_model(attention="additive", layers=2)
+@pytest.mark.parametrize("feeding", [False, True])
+def test_saved_and_reloaded_model_gives_identical_logits(tmp_path, feeding):
+    model = random_model(attention="additive", layers=2, input_feeding=feeding)
     src = np.array([[5, 6, 7, 0]], np.int32)
     tgt_in = np.array([[BOS_ID, 9, 10]], np.int32)
     model.save(tmp_path / "m.keras")

@@ -5,12 +5,14 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, TINY
+from conftest import ROOT, TINY, random_model
 
 from s2s import runs
 from s2s.config import ConfigError, load_config
+from s2s.train import average_checkpoints
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -39,6 +41,20 @@ def test_trained_run_writes_everything_a_user_looks_for(trained_run):
     assert report["sentences"] == 100 and "nrefs:var" in report["bleu_signature"]
     cleaning = json.loads(paths.cleaning.read_text())
     assert cleaning["kept"] + sum(cleaning["dropped"].values()) == cleaning["lines_read"] == 2500
+    state = runs.read_state(paths)
+    assert state["averaged"]["epochs"] == [1, 2] and paths.epoch_weights(2).exists()
+    assert report["averaged"] == state["averaged"]
+
+
+def test_checkpoint_averaging_takes_the_mean_of_every_float_weight(tmp_path):
+    first, second = random_model(seed=1), random_model(seed=2)
+    first.save_weights(tmp_path / "a.weights.h5")
+    second.save_weights(tmp_path / "b.weights.h5")
+    averaged = average_checkpoints(
+        random_model(seed=3), [tmp_path / "a.weights.h5", tmp_path / "b.weights.h5"]
+    )
+    for a, b, mean in zip(first.weights, second.weights, averaged.weights, strict=True):
+        np.testing.assert_allclose(mean.numpy(), (a.numpy() + b.numpy()) / 2, rtol=1e-6)
 
 
 def test_a_run_with_other_model_settings_is_not_silently_continued(trained_run):
