@@ -1,4 +1,4 @@
-"""``python -m s2s train|translate|evaluate|prepare``."""
+"""``python -m s2s train|translate|evaluate|prepare|export``."""
 
 from __future__ import annotations
 
@@ -118,6 +118,17 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from s2s.export import export
+
+    run = Path(args.run)
+    out = Path(args.out) if args.out else Path("exports") / run.name
+    target = export(run, out, beam_size=args.beam)
+    _log(f"exported {run} to {target}")
+    print(target)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m s2s", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -153,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tgt-lang", help="target language of --hyp (picks the BLEU tokenizer)")
     p.add_argument("--tokenize", help="sacreBLEU tokenizer (default: zh for Chinese, else 13a)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="write a string-in, string-out SavedModel for serving")
+    p.add_argument("--run", default="runs/zh-en")
+    p.add_argument("--out", help="versioned export folder (default exports/<run name>)")
+    p.add_argument("--beam", type=int, help="beam size; default from the run's config")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

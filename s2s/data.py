@@ -69,6 +69,29 @@ def normalize(text: str, lang: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+def normalization_rules(lang: str) -> str:
+    """:func:`normalize` as SentencePiece rules (TSV: code points -> code points, in hex).
+
+    Trained into each SentencePiece model, so a tokenizer normalises raw text exactly like the
+    Python pipeline does, also where no Python runs (the exported SavedModel). NUL cannot be
+    expressed as a rule; every other character that :func:`normalize` changes is listed.
+    """
+    keep = set(CJK_PUNCTUATION) if lang == "zh" else set()
+    rows = []
+    for cp in range(1, 0x110000):
+        char = chr(cp)
+        if 0xD800 <= cp <= 0xDFFF or char in keep:
+            continue
+        if _CONTROL.match(char):
+            rows.append(f"{cp:X}\t")  # removed
+            continue
+        target = unicodedata.normalize("NFKC", char)
+        target = " " if _SPACES.fullmatch(target) else target
+        if target != char:
+            rows.append(f"{cp:X}\t" + " ".join(f"{ord(c):X}" for c in target))
+    return "\n".join(rows) + "\n"
+
+
 def read_tsv(
     path: Path, columns: dict[str, int], src_lang: str, tgt_lang: str, limit: int | None = None
 ) -> tuple[pd.DataFrame, CleaningReport]:

@@ -1,9 +1,10 @@
 """SentencePiece models for each side, trained on the training split only.
 
-Ids are fixed across the project: 0 pad, 1 unk, 2 ``<s>``, 3 ``</s>``. Text is normalised by
-:func:`s2s.data.normalize` before it gets here, so SentencePiece's own normalisation is off
-(``identity``): its default ``nmt_nfkc`` rule would turn Chinese ``，！？`` into ASCII, and a
-Chinese model could then never write the punctuation references use.
+Ids are fixed across the project: 0 pad, 1 unk, 2 ``<s>``, 3 ``</s>``. SentencePiece's default
+``nmt_nfkc`` rule would turn Chinese ``，！？`` into ASCII (and a Chinese model could then never
+write the punctuation references use), so each model is trained with the rules of
+:func:`s2s.data.normalize` for its language instead: the model normalises raw text itself, the
+same way in Python and in an exported graph.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import sentencepiece as spm
+
+from s2s.data import normalization_rules
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
@@ -23,12 +26,16 @@ def train_sentencepiece(
     vocab_size: int = 8000,
     character_coverage: float = 1.0,
     seed: int = 1234,
+    lang: str = "",
 ) -> Path:
-    """Train on ``sentences``; writes ``<prefix>.model`` and ``.vocab``; returns the model path."""
+    """Train on ``sentences`` of language ``lang``; writes ``<prefix>.model``, ``.vocab`` and
+    ``.rules.tsv`` (its normalisation rules); returns the model path."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
+    rules = prefix.with_suffix(".rules.tsv")
+    rules.write_text(normalization_rules(lang), encoding="utf-8")
     spm.set_random_generator_seed(seed)
     try:
-        _train(sentences, prefix, model_type, vocab_size, character_coverage)
+        _train(sentences, prefix, model_type, vocab_size, character_coverage, rules)
     except RuntimeError as e:  # SentencePiece reports bad settings this way
         raise ValueError(
             f"SentencePiece could not train {prefix.name} ({model_type}, vocab_size={vocab_size}, "
@@ -37,14 +44,14 @@ def train_sentencepiece(
     return prefix.with_suffix(".model")
 
 
-def _train(sentences, prefix, model_type, vocab_size, character_coverage) -> None:
+def _train(sentences, prefix, model_type, vocab_size, character_coverage, rules) -> None:
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(list(sentences)),
         model_prefix=str(prefix),
         model_type=model_type,
         vocab_size=vocab_size,
         character_coverage=character_coverage,
-        normalization_rule_name="identity",
+        normalization_rule_tsv=str(rules),
         pad_id=PAD_ID,
         unk_id=UNK_ID,
         bos_id=BOS_ID,

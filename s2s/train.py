@@ -76,7 +76,11 @@ def prepare_tokenizers(
         if not path.exists():
             options = config["tokenizer"][side]
             train_sentencepiece(
-                splits.train[side], path.with_suffix(""), seed=config["data"]["seed"], **options
+                splits.train[side],
+                path.with_suffix(""),
+                seed=config["data"]["seed"],
+                lang=config["data"][f"{side}_lang"],
+                **options,
             )
         tokenizers.append(Tokenizer(path))
     return tokenizers[0], tokenizers[1]

@@ -1,6 +1,6 @@
 import pytest
 
-from s2s.data import clean, read_tsv
+from s2s.data import clean, normalize, read_tsv
 from s2s.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, train_sentencepiece
 
 
@@ -10,8 +10,17 @@ def zh_tokenizer(corpus_file, tmp_path_factory):
     frame = clean(frame, report, "zh", "en", max_chars=150)
     prefix = tmp_path_factory.mktemp("spm") / "zh"
     return Tokenizer(
-        train_sentencepiece(frame["src"], prefix, vocab_size=1500, character_coverage=0.9995)
+        train_sentencepiece(
+            frame["src"], prefix, vocab_size=1500, character_coverage=0.9995, lang="zh"
+        )
     )
+
+
+def test_the_model_normalises_raw_text_as_the_python_pipeline_does(zh_tokenizer, corpus_file):
+    frame, _ = read_tsv(corpus_file, {"en": 0, "zh": 1}, "zh", "en", limit=3000)
+    awkward = ["１２３ＡＢＣ，你好！…", "a\u200bb  c\x07d\te", "（括号）：；？", "ｶﾀｶﾅ ㈱ ﬁ\u3000x"]
+    raw = [*frame["src"], *awkward]
+    assert zh_tokenizer.encode(raw) == zh_tokenizer.encode([normalize(t, "zh") for t in raw])
 
 
 def test_special_ids_are_fixed(zh_tokenizer):
