@@ -10,13 +10,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUN := env -u LANGUAGE LANG=C.UTF-8 LC_ALL=C.UTF-8 PYTHONUTF8=1 TF_CPP_MIN_LOG_LEVEL=2 $(PY)
 
-.PHONY: help install train translate evaluate export test lint format clean
+.PHONY: help install train translate evaluate export bench test lint format clean
 
 help:
 	@echo "make train LANG=zh-en [ARGS='--set train.epochs=2']  prepare, train, evaluate (runs/<pair>)"
 	@echo "make translate LANG=zh-en < input.txt               translate stdin with runs/<pair>"
 	@echo "make evaluate LANG=zh-en                            score runs/<pair> on its test split"
 	@echo "make export LANG=zh-en                              SavedModel in exports/<pair>/<version>"
+	@echo "make bench LANG=zh-en                               speed figures -> bench/results.json"
 	@echo "make test | make lint | make format | make install"
 
 $(VENV)/.installed: requirements.txt
@@ -38,6 +39,9 @@ evaluate: install
 
 export: install
 	$(RUN) -m s2s export --run runs/$(PAIR) --out exports/$(PAIR) $(ARGS)
+
+bench: install
+	$(RUN) -m s2s bench --lang $(PAIR) $(ARGS)
 
 test: install
 	$(RUN) -m pytest $(ARGS)

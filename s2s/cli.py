@@ -1,4 +1,4 @@
-"""``python -m s2s train|translate|evaluate|prepare|export``."""
+"""``python -m s2s train|translate|evaluate|prepare|export|bench|experiments``."""
 
 from __future__ import annotations
 
@@ -69,30 +69,50 @@ def cmd_prepare(args) -> int:
 
 def cmd_translate(args) -> int:
     from s2s.train import load_trained
-    from s2s.translate import Translator
+    from s2s.translate import Sampling, Translator
 
     config, model, src_tok, tgt_tok = load_trained(args.run)
+    sampling = Sampling(args.temperature, args.top_k, args.seed) if args.sample else None
     translator = Translator.from_config(
         model,
         src_tok,
         tgt_tok,
         config,
+        sampling=sampling,
         beam_size=args.beam,
         alpha=args.alpha,
         batch_size=args.batch_size,
     )
+    if args.nbest > max(1, translator.beam_size if sampling is None else 1):
+        raise SystemExit(f"--nbest {args.nbest} needs a beam of at least {args.nbest}")
     source = open(args.input, encoding="utf-8") if args.input else sys.stdin
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    progress = None
+    if args.input:
+        from tqdm.auto import tqdm
+
+        with open(args.input, encoding="utf-8") as f:
+            total = sum(1 for _ in f)
+        progress = tqdm(total=total, unit="sent", desc="translating", file=sys.stderr)
     with source, out:
-        for line in translator.translate_stream(source):
-            out.write(line + "\n")
+        for hyp in translator.translate_stream(source, progress=progress):
+            if args.nbest > 1:
+                nbest = (hyp.nbest + [("", 0.0)] * args.nbest)[: args.nbest]  # empty lines: 1
+                out.write("\t".join(f"{t}\t{s:.4f}" for t, s in nbest))
+            else:
+                out.write(hyp.text)
+            out.write("\n")
             out.flush()
+    if progress is not None:
+        progress.close()
     return 0
 
 
 def cmd_evaluate(args) -> int:
     from s2s.evaluate import score
 
+    if args.compare:
+        return _compare_runs(args)
     if args.hyp:
         hyps = Path(args.hyp).read_text(encoding="utf-8").splitlines()
         ref_files = [Path(r).read_text(encoding="utf-8").splitlines() for r in args.ref]
@@ -129,6 +149,58 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from s2s.bench import run_bench, table, write_results
+
+    config = load_config(args.lang, args.config, args.overrides)
+    run = Path(args.run or f"runs/{args.lang}")
+    work = Path("bench") / "work" / args.lang
+    results = run_bench(config, work, run if run.exists() else None, args.seconds)
+    print(table(results))
+    write_results(results, Path(args.out))
+    _log(f"written to {args.out}")
+    return 0
+
+
+def cmd_experiments(args) -> int:
+    from s2s.experiments import experiment_log
+
+    text = experiment_log([Path(r) for r in args.runs])
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        _log(f"written to {args.out}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _compare_runs(args) -> int:
+    """Paired bootstrap over several runs' test translations of the same test split."""
+    import pandas as pd
+
+    from s2s import data as data_lib
+    from s2s import runs
+    from s2s.config import read_yaml
+    from s2s.evaluate import compare
+
+    first = runs.RunPaths(Path(args.compare[0]))
+    sources, refs = data_lib.references(data_lib.load_splits(first.data).test)
+    systems = []
+    for run in args.compare:
+        paths = runs.RunPaths(Path(run))
+        hyp_file, src_file = paths.eval / "test.hyp.txt", paths.eval / "test.src.txt"
+        if not hyp_file.exists():
+            raise FileNotFoundError(f"{hyp_file} is missing: evaluate {run} first")
+        if src_file.read_text(encoding="utf-8").splitlines() != sources:
+            raise SystemExit(f"{run} was tested on other sentences than {args.compare[0]}")
+        systems.append((run, hyp_file.read_text(encoding="utf-8").splitlines()))
+    tgt_lang = read_yaml(first.config)["data"]["tgt_lang"]
+    table = compare(systems, refs, tgt_lang, args.tokenize)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.to_string(index=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m s2s", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,6 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam", type=int, help="beam size (1 = greedy); default from the config")
     p.add_argument("--alpha", type=float, help="length penalty; default from the config")
     p.add_argument("--batch-size", type=int)
+    p.add_argument(
+        "--nbest", type=int, default=1, help="write the N best: text<TAB>score<TAB>... per line"
+    )
+    p.add_argument("--sample", action="store_true", help="sample instead of searching")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    p.add_argument("--top-k", type=int, default=0, help="sample from the k best tokens (0: all)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same output)")
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("evaluate", help="score a run's split, or a hypothesis file")
@@ -163,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tgt-lang", help="target language of --hyp (picks the BLEU tokenizer)")
     p.add_argument("--tokenize", help="sacreBLEU tokenizer (default: zh for Chinese, else 13a)")
+    p.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="RUN",
+        help="compare runs' test translations (paired bootstrap; the first is the baseline)",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", help="write a string-in, string-out SavedModel for serving")
@@ -170,6 +255,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="versioned export folder (default exports/<run name>)")
     p.add_argument("--beam", type=int, help="beam size; default from the run's config")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("bench", help="measure training, input, search and serving speed")
+    _config_args(p)
+    p.add_argument("--run", help="trained run for the decoding figures (default runs/<lang>)")
+    p.add_argument("--seconds", type=float, default=60.0, help="training measurement length")
+    p.add_argument("--out", default="bench/results.json")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("experiments", help="the experiment log table from run folders")
+    p.add_argument("runs", nargs="+", help="run folders")
+    p.add_argument("--out", help="write the Markdown here (default: stdout)")
+    p.set_defaults(func=cmd_experiments)
     return parser
 
 

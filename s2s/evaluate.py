@@ -1,7 +1,9 @@
-"""Score detokenised translations with sacreBLEU (BLEU and chrF) against all references.
+"""Score detokenised translations with sacreBLEU (BLEU, chrF, TER) against all references.
 
 The BLEU tokenizer follows the target language: ``zh`` for Chinese (``13a`` would treat a run of
-Chinese characters as one word), ``13a`` otherwise. Scores are reported with their signature.
+Chinese characters as one word), ``13a`` otherwise; TER gets sacreBLEU's Asian-script support for
+Chinese targets. Scores are reported with their signatures. :func:`compare` ranks several runs'
+test translations with sacreBLEU's paired bootstrap test.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sacrebleu.metrics import BLEU, CHRF
+import pandas as pd
+from sacrebleu.metrics import BLEU, CHRF, TER
 
 
 def bleu_tokenizer(tgt_lang: str, override: str | None = None) -> str:
@@ -30,8 +33,10 @@ def reference_streams(references: Sequence[Sequence[str]]) -> list[list[str | No
 class Scores:
     bleu: float
     chrf: float
+    ter: float
     bleu_signature: str
     chrf_signature: str
+    ter_signature: str
     bleu_detail: str
     sentences: int
 
@@ -41,8 +46,18 @@ class Scores:
     def summary(self) -> str:
         return (
             f"BLEU = {self.bleu:.2f}  ({self.bleu_detail})\n  {self.bleu_signature}\n"
-            f"chrF = {self.chrf:.2f}\n  {self.chrf_signature}"
+            f"chrF = {self.chrf:.2f}\n  {self.chrf_signature}\n"
+            f"TER  = {self.ter:.2f}\n  {self.ter_signature}"
         )
+
+
+def metrics(tgt_lang: str, tokenize: str | None = None) -> dict:
+    """The sacreBLEU metric objects used for a target language."""
+    return {
+        "BLEU": BLEU(tokenize=bleu_tokenizer(tgt_lang, tokenize)),
+        "chrF": CHRF(),
+        "TER": TER(asian_support=tgt_lang.startswith("zh")),
+    }
 
 
 def score(
@@ -55,15 +70,15 @@ def score(
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference sets")
     streams = reference_streams(references)
-    bleu = BLEU(tokenize=bleu_tokenizer(tgt_lang, tokenize))
-    chrf = CHRF()
-    b = bleu.corpus_score(list(hypotheses), streams)
-    c = chrf.corpus_score(list(hypotheses), streams)
+    m = metrics(tgt_lang, tokenize)
+    b, c, t = (m[name].corpus_score(list(hypotheses), streams) for name in ("BLEU", "chrF", "TER"))
     return Scores(
         bleu=round(b.score, 2),
         chrf=round(c.score, 2),
-        bleu_signature=str(bleu.get_signature()),
-        chrf_signature=str(chrf.get_signature()),
+        ter=round(t.score, 2),
+        bleu_signature=str(m["BLEU"].get_signature()),
+        chrf_signature=str(m["chrF"].get_signature()),
+        ter_signature=str(m["TER"].get_signature()),
         bleu_detail=b.format(score_only=False, signature="").split("=", 1)[-1].strip(),
         sentences=len(hypotheses),
     )
@@ -85,3 +100,40 @@ def write_report(
     path = folder / f"{name}.json"
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     return path
+
+
+def compare(
+    systems: Sequence[tuple[str, Sequence[str]]],
+    references: Sequence[Sequence[str]],
+    tgt_lang: str,
+    tokenize: str | None = None,
+    samples: int = 1000,
+) -> pd.DataFrame:
+    """Scores of several systems on the same sentences, with paired bootstrap resampling.
+
+    The first system is the baseline: each other row has the p-value of its difference from it
+    (sacreBLEU's ``PairedTest``, seeded by ``SACREBLEU_SEED``) and a 95% confidence interval.
+    """
+    from sacrebleu.significance import PairedTest
+
+    for name, hyps in systems:
+        if len(hyps) != len(references):
+            raise ValueError(f"{name}: {len(hyps)} translations for {len(references)} sentences")
+    test = PairedTest(
+        [(name, list(hyps)) for name, hyps in systems],
+        metrics(tgt_lang, tokenize),
+        reference_streams(references),
+        test_type="bs",
+        n_samples=samples,
+    )
+    _, results = test()
+    rows = []
+    for i, name in enumerate(results["System"]):
+        row = {"system": name.replace("Baseline: ", "")}
+        for metric, key in (("BLEU", "BLEU"), ("chrF", "chrF2"), ("TER", "TER")):
+            r = results[key][i]  # sacreBLEU names chrF after its beta
+            row[metric] = round(r.score, 2)
+            row[f"{metric} 95% CI"] = f"± {r.ci:.2f}" if r.ci is not None else ""
+            row[f"{metric} p"] = r.p_value
+        rows.append(row)
+    return pd.DataFrame(rows)

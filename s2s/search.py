@@ -45,21 +45,70 @@ def _log_probs(logits, step, limit):
     return tf.where(forced, NEG_INF, log_probs)
 
 
-def greedy_search(model, src, alpha: float = 0.0, max_len_a: float = 1.5, max_len_b: int = 10):
-    """Pick the most likely token at each step. Returns ``(ids [B, T], scores [B])``."""
+def greedy_search(
+    model,
+    src,
+    alpha: float = 0.0,
+    max_len_a: float = 1.5,
+    max_len_b: int = 10,
+    return_attention: bool = False,
+):
+    """Pick the most likely token at each step.
+
+    Returns ``(ids [B, T], scores [B])``, plus attention weights ``[B, T, S]`` when asked.
+    """
+
+    def most_likely(log_probs, t):
+        best_log_prob, best = tf.math.top_k(log_probs, k=1)  # top_k: ties go to the lower id
+        return best[:, 0], best_log_prob[:, 0]
+
+    return _one_path_search(model, src, most_likely, alpha, max_len_a, max_len_b, return_attention)
+
+
+def sample_search(
+    model,
+    src,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    seed: int = 0,
+    alpha: float = 0.0,
+    max_len_a: float = 1.5,
+    max_len_b: int = 10,
+    return_attention: bool = False,
+):
+    """Draw each token from the model's distribution, sharpened or flattened by ``temperature``
+    and restricted to the ``top_k`` most likely tokens (0: all). Seeded and stateless: the same
+    batch and seed give the same samples. Scores are the model's own (untempered) log-probability,
+    length-normalised.
+    """
+
+    def draw(log_probs, t):
+        logits = log_probs / temperature
+        if top_k:
+            kth = tf.math.top_k(logits, k=top_k).values[:, -1:]
+            logits = tf.where(logits < kth, NEG_INF, logits)
+        token = tf.random.stateless_categorical(logits, 1, seed=[seed, t], dtype=tf.int32)[:, 0]
+        return token, tf.gather(log_probs, token, batch_dims=1)
+
+    return _one_path_search(model, src, draw, alpha, max_len_a, max_len_b, return_attention)
+
+
+def _one_path_search(model, src, choose, alpha, max_len_a, max_len_b, return_attention):
+    """One hypothesis per sentence, extended by ``choose(log_probs [B,V], t) -> (ids, log_p)``."""
     batch = tf.shape(src)[0]
     memory, keys, mask, states = model.encode(src)
     limit, steps = max_output_lengths(src, max_len_a, max_len_b)
+    keep = tf.shape(src)[1] if return_attention else 0  # attention columns kept
 
-    def body(t, tokens, states, finished, log_prob, length, out):
-        logits, states, _ = model.decode_step(tokens, states, memory, keys, mask)
-        log_probs = _log_probs(logits, t, limit)
-        best_log_prob, best = tf.math.top_k(log_probs, k=1)  # top_k: ties go to the lower id
-        best = tf.where(finished, PAD_ID, best[:, 0])
-        log_prob += tf.where(finished, 0.0, best_log_prob[:, 0])
+    def body(t, tokens, states, finished, log_prob, length, out, attention):
+        logits, states, weights = model.decode_step(tokens, states, memory, keys, mask)
+        token, token_log_prob = choose(_log_probs(logits, t, limit), t)
+        token = tf.where(finished, PAD_ID, token)
+        log_prob += tf.where(finished, 0.0, token_log_prob)
         length += tf.cast(tf.logical_not(finished), tf.int32)
-        finished = tf.logical_or(finished, tf.equal(best, EOS_ID))
-        return t + 1, best, states, finished, log_prob, length, out.write(t, best)
+        finished = tf.logical_or(finished, tf.equal(token, EOS_ID))
+        attention = attention.write(t, weights[:, :keep])
+        return t + 1, token, states, finished, log_prob, length, out.write(t, token), attention
 
     def cond(t, tokens, states, finished, *_):
         return tf.logical_and(t < steps, tf.logical_not(tf.reduce_all(finished)))
@@ -72,10 +121,14 @@ def greedy_search(model, src, alpha: float = 0.0, max_len_a: float = 1.5, max_le
         tf.zeros([batch]),
         tf.zeros([batch], tf.int32),
         tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
+        tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None]),
     )
-    *_, log_prob, length, out = tf.while_loop(cond, body, init)
+    *_, log_prob, length, out, attention = tf.while_loop(cond, body, init)
     ids = tf.transpose(out.stack(), [1, 0])
-    return ids, log_prob / length_penalty(length, alpha)
+    scores = log_prob / length_penalty(length, alpha)
+    if return_attention:
+        return ids, scores, tf.transpose(attention.stack(), [1, 0, 2])
+    return ids, scores
 
 
 def _gather_beams(tensor, indices):
@@ -92,7 +145,13 @@ def _split(tensor, batch, beam):
 
 
 def beam_search(
-    model, src, beam_size: int = 5, alpha: float = 0.6, max_len_a: float = 1.5, max_len_b: int = 10
+    model,
+    src,
+    beam_size: int = 5,
+    alpha: float = 0.6,
+    max_len_a: float = 1.5,
+    max_len_b: int = 10,
+    return_attention: bool = False,
 ):
     """Batched beam search with alive and finished hypotheses kept apart.
 
@@ -104,7 +163,8 @@ def beam_search(
     to end at the sentence's length limit. The loop ends when every sentence is done. Finished
     sets of done sentences are frozen, so batch neighbours cannot change a sentence's result.
 
-    Returns ``(ids [B, K, T], scores [B, K])``, best first.
+    Returns ``(ids [B, K, T], scores [B, K])``, best first, plus the attention weights of each
+    returned hypothesis ``[B, K, T, S]`` when asked.
     """
     k = beam_size
     batch = tf.shape(src)[0]
@@ -120,9 +180,24 @@ def beam_search(
     finished_seq = tf.zeros([batch, k, steps], tf.int32)
     finished_score = tf.fill([batch, k], NEG_INF)
     rank_may_finish = tf.range(2 * k) < k
+    keep = tf.shape(src)[1] if return_attention else 0  # attention columns kept
+    alive_attention = tf.zeros([batch, k, steps, keep])
+    finished_attention = tf.zeros([batch, k, steps, keep])
+    at_t = lambda t: tf.one_hot(t, steps)[None, None, :, None]  # noqa: E731
 
-    def body(t, tokens, states, alive_seq, alive_log_prob, finished_seq, finished_score, done):
-        logits, states, _ = model.decode_step(tokens, states, memory, keys, mask)
+    def body(
+        t,
+        tokens,
+        states,
+        alive_seq,
+        alive_log_prob,
+        finished_seq,
+        finished_score,
+        done,
+        alive_attention,
+        finished_attention,
+    ):
+        logits, states, weights = model.decode_step(tokens, states, memory, keys, mask)
         log_probs = _split(_log_probs(logits, t, limit), batch, k)  # [B, K, V]
         vocab = tf.shape(log_probs)[-1]
         candidates = tf.reshape(alive_log_prob[:, :, None] + log_probs, [batch, k * vocab])
@@ -130,6 +205,16 @@ def beam_search(
         top_beam, top_token = top_index // vocab, top_index % vocab
         top_seq = _gather_beams(alive_seq, top_beam)
         top_seq += top_token[:, :, None] * tf.one_hot(t, steps, dtype=tf.int32)[None, None, :]
+        # Without return_attention, empty tensors [..., 0] are carried (the 0 must stay static).
+        weights = (
+            _split(weights, batch, k)
+            if return_attention
+            else tf.zeros_like(alive_attention[:, :, 0, :])
+        )
+        top_attention = (
+            _gather_beams(alive_attention, top_beam)
+            + at_t(t) * _gather_beams(weights, top_beam)[:, :, None, :]
+        )
         is_eos = tf.equal(top_token, EOS_ID)
 
         # Finished: </s> candidates among the best K, scored with the length penalty.
@@ -139,12 +224,19 @@ def beam_search(
             tf.concat([finished_score, new_score], axis=1), k=k
         )
         merged_seq = _gather_beams(tf.concat([finished_seq, top_seq], axis=1), merged_index)
+        merged_attention = _gather_beams(
+            tf.concat([finished_attention, top_attention], axis=1), merged_index
+        )
         finished_score = tf.where(done[:, None], finished_score, merged_score)
         finished_seq = tf.where(done[:, None, None], finished_seq, merged_seq)
+        finished_attention = tf.where(
+            done[:, None, None, None], finished_attention, merged_attention
+        )
 
         # Alive: the best K candidates that did not end.
         alive_log_prob, alive_index = tf.math.top_k(tf.where(is_eos, NEG_INF, top_log_prob), k=k)
         alive_seq = _gather_beams(top_seq, alive_index)
+        alive_attention = _gather_beams(top_attention, alive_index)
         parent = _gather_beams(top_beam, alive_index) + tf.range(batch)[:, None] * k
         tokens = tf.reshape(_gather_beams(top_token, alive_index), [-1])
         states = tf.nest.map_structure(lambda s: tf.gather(s, tf.reshape(parent, [-1])), states)
@@ -155,10 +247,21 @@ def beam_search(
         full = finished_score[:, k - 1] > _FINISHED_THRESHOLD
         alive_best = alive_log_prob[:, 0] / length_penalty(t + 1, alpha)
         done = tf.logical_or(done, tf.logical_and(full, alive_best <= finished_score[:, k - 1]))
-        return t + 1, tokens, states, alive_seq, alive_log_prob, finished_seq, finished_score, done
+        return (
+            t + 1,
+            tokens,
+            states,
+            alive_seq,
+            alive_log_prob,
+            finished_seq,
+            finished_score,
+            done,
+            alive_attention,
+            finished_attention,
+        )
 
     def cond(t, *args):
-        return tf.logical_and(t < steps, tf.logical_not(tf.reduce_all(args[-1])))
+        return tf.logical_and(t < steps, tf.logical_not(tf.reduce_all(args[6])))
 
     init = (
         tf.constant(0),
@@ -169,6 +272,10 @@ def beam_search(
         finished_seq,
         finished_score,
         tf.zeros([batch], tf.bool),
+        alive_attention,
+        finished_attention,
     )
-    t, *_, finished_seq, finished_score, _ = tf.while_loop(cond, body, init)
+    t, *_, finished_seq, finished_score, _, _, finished_attention = tf.while_loop(cond, body, init)
+    if return_attention:
+        return finished_seq[:, :, :t], finished_score, finished_attention[:, :, :t]
     return finished_seq[:, :, :t], finished_score

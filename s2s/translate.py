@@ -9,28 +9,40 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
 
 from s2s.data import normalize
 from s2s.pipeline import pad_batch
-from s2s.search import beam_search, greedy_search
-from s2s.tokenizer import Tokenizer
+from s2s.search import beam_search, greedy_search, sample_search
+from s2s.tokenizer import EOS_ID, Tokenizer
 
 
 @dataclass
 class Hypothesis:
+    """The best translation of a sentence, and the ``n`` best as ``(text, score)`` pairs."""
+
     text: str
     score: float
+    nbest: list[tuple[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class Sampling:
+    """Sampling decoding instead of search: temperature, top-k (0 = all tokens), seed."""
+
+    temperature: float = 1.0
+    top_k: int = 0
+    seed: int = 0
 
 
 class Translator:
-    """Batched translation with greedy (``beam_size=1``) or beam search, traced once.
+    """Batched translation with greedy (``beam_size=1``), beam search or sampling, traced once.
 
     The search functions take an input signature with unknown batch and length, so new batch
-    shapes do not retrace them.
+    shapes do not retrace them (``traces`` counts the tracings).
     """
 
     def __init__(
@@ -45,18 +57,26 @@ class Translator:
         max_len_b: int = 10,
         batch_size: int = 64,
         max_src_len: int = 200,
+        sampling: Sampling | None = None,
     ):
         self.model, self.src_tok, self.tgt_tok = model, src_tokenizer, tgt_tokenizer
         self.src_lang = src_lang
         self.beam_size, self.alpha = beam_size, alpha
         self.max_len_a, self.max_len_b = max_len_a, max_len_b
         self.batch_size, self.max_src_len = batch_size, max_src_len
+        self.sampling = sampling
+        self.traces = 0
         spec = [tf.TensorSpec([None, None], tf.int32)]
-        self._greedy = tf.function(self._greedy_fn, input_signature=spec)
-        self._beam = tf.function(self._beam_fn, input_signature=spec)
+        self._search = tf.function(self._traced_search, input_signature=spec)
+
+    def _traced_search(self, src):
+        self.traces += 1  # Python side effect: runs once per tracing, not per call
+        return self._search_fn(src)
 
     @classmethod
-    def from_config(cls, model, src_tokenizer, tgt_tokenizer, config: dict, **overrides):
+    def from_config(
+        cls, model, src_tokenizer, tgt_tokenizer, config: dict, sampling=None, **overrides
+    ):
         search = {**config["search"], **{k: v for k, v in overrides.items() if v is not None}}
         return cls(
             model,
@@ -69,23 +89,38 @@ class Translator:
             max_len_b=search["max_len_b"],
             batch_size=search["batch_size"],
             max_src_len=config["train"]["bucket_boundaries"][-1] - 1,
+            sampling=sampling,
         )
 
-    def _greedy_fn(self, src):
-        return greedy_search(self.model, src, self.alpha, self.max_len_a, self.max_len_b)
-
-    def _beam_fn(self, src):
-        return beam_search(
-            self.model, src, self.beam_size, self.alpha, self.max_len_a, self.max_len_b
-        )
+    def _search_fn(self, src, return_attention: bool = False):
+        """``(ids [B, N, T], scores [B, N][, attention [B, N, T, S]])``, best first."""
+        lengths = (self.alpha, self.max_len_a, self.max_len_b)
+        if self.sampling is not None:
+            s = self.sampling
+            out = sample_search(
+                self.model, src, s.temperature, s.top_k, s.seed, *lengths, return_attention
+            )
+        elif self.beam_size == 1:
+            out = greedy_search(self.model, src, *lengths, return_attention)
+        else:
+            return beam_search(self.model, src, self.beam_size, *lengths, return_attention)
+        return tuple(x[:, None] for x in out)
 
     def search_ids(self, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Best hypothesis per row of a padded id batch: ``(ids [B, T], scores [B])``."""
-        if self.beam_size == 1:
-            ids, scores = self._greedy(tf.constant(src))
-            return ids.numpy(), scores.numpy()
-        ids, scores = self._beam(tf.constant(src))
-        return ids.numpy()[:, 0], scores.numpy()[:, 0]
+        """Hypotheses per row of a padded id batch: ``(ids [B, N, T], scores [B, N])``."""
+        ids, scores = self._search(tf.constant(src))
+        return ids.numpy(), scores.numpy()
+
+    def attention(self, sentence: str) -> tuple[list[str], list[str], np.ndarray]:
+        """Source pieces, output pieces (with ``</s>``) and the attention weights ``[T, S]`` of
+        the best translation of one sentence (for plots)."""
+        [ids] = self.encode_sources([sentence])
+        out_ids, _, weights = self._search_fn(tf.constant([ids], tf.int32), True)
+        out = [int(i) for i in out_ids.numpy()[0, 0]]
+        out = out[: out.index(EOS_ID) + 1] if EOS_ID in out else out
+        pieces = [self.tgt_tok.sp.id_to_piece(i) for i in out]
+        source = [self.src_tok.sp.id_to_piece(i) for i in ids]
+        return source, pieces, weights.numpy()[0, 0, : len(out), : len(ids)]
 
     def encode_sources(self, sentences: Sequence[str]) -> list[list[int]]:
         texts = [normalize(s, self.src_lang) for s in sentences]
@@ -100,26 +135,38 @@ class Translator:
                 ids[n] = seq[: self.max_src_len]
         return ids
 
-    def translate(self, sentences: Sequence[str]) -> list[Hypothesis]:
-        """Translate in the given order; batches are formed by length to limit padding."""
+    def translate(self, sentences: Sequence[str], progress=None) -> list[Hypothesis]:
+        """Translate in the given order; batches are formed by length to limit padding.
+
+        ``progress`` (e.g. a tqdm bar) is advanced by the number of sentences of each batch.
+        """
         ids = self.encode_sources(sentences)
-        results = [Hypothesis("", 0.0)] * len(ids)
+        results = [Hypothesis("", 0.0, [("", 0.0)])] * len(ids)
         order = sorted((i for i, seq in enumerate(ids) if seq), key=lambda i: len(ids[i]))
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
             out_ids, scores = self.search_ids(pad_batch([ids[i] for i in chunk]))
-            for i, text, score in zip(chunk, self.tgt_tok.decode(out_ids), scores, strict=True):
-                results[i] = Hypothesis(text, float(score))
+            n = out_ids.shape[1]
+            texts = self.tgt_tok.decode(out_ids.reshape(len(chunk) * n, -1))
+            for row, i in enumerate(chunk):
+                nbest = [(texts[row * n + j], float(scores[row, j])) for j in range(n)]
+                results[i] = Hypothesis(nbest[0][0], nbest[0][1], nbest)
+            if progress is not None:
+                progress.update(len(chunk))
+        if progress is not None:
+            progress.update(len(ids) - len(order))  # empty lines
         return results
 
-    def translate_stream(self, lines: Iterator[str], chunk: int | None = None) -> Iterator[str]:
-        """Translate a stream chunk by chunk (order kept), yielding one output line per input."""
+    def translate_stream(
+        self, lines: Iterator[str], chunk: int | None = None, progress=None
+    ) -> Iterator[Hypothesis]:
+        """Translate a stream chunk by chunk (order kept), one hypothesis per input line."""
         chunk = chunk or self.batch_size * 4
         buffer: list[str] = []
         for line in lines:
             buffer.append(line.rstrip("\r\n"))
             if len(buffer) >= chunk:
-                yield from (h.text for h in self.translate(buffer))
+                yield from self.translate(buffer, progress)
                 buffer = []
         if buffer:
-            yield from (h.text for h in self.translate(buffer))
+            yield from self.translate(buffer, progress)

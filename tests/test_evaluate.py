@@ -1,6 +1,8 @@
+import random
+
 from sacrebleu.metrics import BLEU
 
-from s2s.evaluate import bleu_tokenizer, reference_streams, score
+from s2s.evaluate import bleu_tokenizer, compare, reference_streams, score
 
 
 def test_tokenizer_follows_the_target_language():
@@ -29,3 +31,25 @@ def test_chinese_targets_use_the_zh_tokenizer():
     result = score(["我们走吧。"], [["我们走吧。"]], "zh")
     assert "tok:zh" in result.bleu_signature
     assert result.bleu == 100.0
+
+
+def test_ter_is_reported_with_its_signature():
+    perfect = score(["He left."], [["He left."]], "en")
+    assert perfect.ter == 0.0 and "TER" not in perfect.ter_signature
+    assert "nrefs:1" in perfect.ter_signature
+    assert score(["He went."], [["He left."]], "en").ter > 0
+
+
+def test_compare_ranks_runs_with_paired_bootstrap():
+    rng = random.Random(0)
+    refs = [[f"sentence number {i} is about the {w}."] for i, w in enumerate(WORDS * 10)]
+    good = [r[0] for r in refs]
+    bad = [" ".join(rng.sample(r[0].split(), 3)) for r in refs]
+    table = compare([("good", good), ("bad", bad)], refs, "en", samples=200)
+    assert list(table["system"]) == ["good", "bad"]
+    assert table["BLEU"][0] == 100.0 and table["BLEU"][1] < 50
+    assert table["BLEU p"][1] < 0.05
+    assert {"chrF", "TER", "BLEU 95% CI"} <= set(table.columns)
+
+
+WORDS = ["cat", "dog", "tree", "house", "river", "train", "book", "city", "sea", "sky"]

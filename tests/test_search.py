@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 from conftest import random_batch, random_model
 
-from s2s.search import beam_search, greedy_search, length_penalty
+from s2s.search import beam_search, greedy_search, length_penalty, sample_search
 from s2s.tokenizer import BOS_ID, EOS_ID
 
 A, B = 4, 5
@@ -131,3 +131,46 @@ def test_search_traces_once_for_any_batch_shape():
         ids, _ = search(random_batch(rng, rows, length, 50))
         assert ids.shape[:2] == (rows, 3)
     assert len(traces) == 1
+
+
+def test_sampling_is_seeded_and_top_k_one_is_greedy():
+    model = random_model(seed=6)
+    src = random_batch(np.random.default_rng(6), 8, 7, 50)
+    first, _ = sample_search(model, src, temperature=1.5, seed=11)
+    again, _ = sample_search(model, src, temperature=1.5, seed=11)
+    other, _ = sample_search(model, src, temperature=1.5, seed=12)
+    np.testing.assert_array_equal(first.numpy(), again.numpy())
+    assert first.numpy().tolist() != other.numpy().tolist()
+    greedy_ids, greedy_scores = greedy_search(model, src)
+    top1_ids, top1_scores = sample_search(model, src, top_k=1, seed=3)
+    np.testing.assert_array_equal(top1_ids.numpy(), greedy_ids.numpy())
+    np.testing.assert_allclose(top1_scores.numpy(), greedy_scores.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("search", ["greedy", "beam"])
+def test_attention_weights_come_with_the_hypotheses_they_produced(search):
+    model = random_model(seed=7)
+    src = random_batch(np.random.default_rng(7), 6, 8, 50, min_len=2)
+    if search == "greedy":
+        ids, scores = greedy_search(model, src)
+        ids_a, scores_a, attention = greedy_search(model, src, return_attention=True)
+        ids, ids_a, attention = ids[:, None], ids_a[:, None], attention[:, None]
+    else:
+        ids, scores = beam_search(model, src, beam_size=3)
+        ids_a, scores_a, attention = beam_search(model, src, beam_size=3, return_attention=True)
+    np.testing.assert_array_equal(ids.numpy(), ids_a.numpy())
+    np.testing.assert_allclose(scores.numpy(), scores_a.numpy(), rtol=1e-6)
+    attention, ids = attention.numpy(), ids.numpy()
+    assert attention.shape == (*ids.shape, src.shape[1])
+    for b, k in np.ndindex(*ids.shape[:2]):
+        length = ids[b, k].tolist().index(EOS_ID) + 1
+        rows = attention[b, k, :length]
+        np.testing.assert_allclose(rows.sum(-1), 1.0, rtol=1e-5)  # one distribution per token
+        assert not rows[:, src[b] == 0].any()  # never on padding
+    # The best hypothesis' weights are those the model gives when it is fed that hypothesis.
+    memory, keys, mask, states = model.encode(src[:1])
+    tokens = tf.constant([BOS_ID])
+    for t in range(ids[0, 0].tolist().index(EOS_ID) + 1):
+        _, states, weights = model.decode_step(tokens, states, memory, keys, mask)
+        np.testing.assert_allclose(weights.numpy()[0], attention[0, 0, t], rtol=1e-5, atol=1e-6)
+        tokens = tf.constant([ids[0, 0, t]])

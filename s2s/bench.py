@@ -1,0 +1,263 @@
+"""``make bench``: how fast training, the input pipeline, search and the SavedModel run here.
+
+Every figure is the median of repeated measurements, reported with its spread (min, max, n),
+and written to ``bench/results.json``. Training is measured on real batches of the pair's corpus
+with a freshly initialised model of the pair's config; decoding uses a trained run when there is
+one (``--run``, default ``runs/<pair>``), otherwise the fresh model, whose outputs run to the
+length limit (a pessimistic figure, flagged in the results).
+
+``train_mfu`` divides the model's FLOPs per second (counted layer by layer from the padded batch
+shapes, backward pass = 2 x forward) by the fp32 matmul throughput measured in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from s2s import runs
+from s2s.pipeline import Buckets, filter_long, training_dataset
+from s2s.translate import Translator
+
+GATES = {"lstm": 4, "gru": 3}
+
+
+def spread(values: list[float]) -> dict:
+    return {
+        "median": float(statistics.median(values)),
+        "min": float(min(values)),
+        "max": float(max(values)),
+        "n": len(values),
+    }
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- the machine ------------------------------------------------------------------------------
+
+
+def matmul_gflops(size: int = 1024, repeats: int = 7, seconds: float = 1.0) -> list[float]:
+    """fp32 ``[size, size] @ [size, size]`` throughput, one figure per ~``seconds`` window."""
+    a = tf.random.normal([size, size])
+    b = tf.random.normal([size, size])
+
+    @tf.function
+    def chain(a, b, n):
+        for _ in tf.range(n):
+            a = tf.matmul(a, b)
+            a = a / tf.reduce_max(tf.abs(a))  # no overflow or denormals; O(n^2) next to O(n^3)
+        return a
+
+    chain(a, b, tf.constant(2)).numpy()
+    flops = 2.0 * size**3
+    n = max(1, int(seconds * 50e9 / flops))
+    figures = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        chain(a, b, tf.constant(n)).numpy()
+        figures.append(n * flops / (time.perf_counter() - t) / 1e9)
+    return figures
+
+
+# -- model FLOPs ------------------------------------------------------------------------------
+
+
+def forward_flops(hp: dict, batch: int, src_len: int, tgt_len: int) -> float:
+    """Forward-pass FLOPs of one padded batch, layer by layer (multiply-add = 2 FLOPs)."""
+    g, e, u, a = GATES[hp["cell"]], hp["embedding_dim"], hp["encoder_units"], hp["attention_dim"]
+    h, v = 2 * u, hp["tgt_vocab_size"]
+    src, tgt = batch * src_len, batch * tgt_len
+    flops = 0.0
+    for layer in range(hp["encoder_layers"]):  # two directions
+        d_in = e if layer == 0 else 2 * u
+        flops += src * 2 * (2 * g * u * (d_in + u))
+    for layer in range(hp["decoder_layers"]):
+        d_in = (e + (a if hp.get("input_feeding") else 0)) if layer == 0 else h
+        flops += tgt * 2 * g * h * (d_in + h)
+    if hp["attention"] == "general":
+        flops += src * 2 * (2 * u) * h  # keys
+    elif hp["attention"] == "additive":
+        flops += src * 2 * (2 * u) * a + tgt * 2 * h * a  # keys, queries
+        flops += tgt * src_len * 4 * a  # add, tanh, energy
+    if hp["attention"] != "additive":
+        flops += tgt * src_len * 2 * h  # scores
+    flops += tgt * src_len * 2 * (2 * u)  # context
+    flops += tgt * 2 * (2 * u + h) * a  # attentional vector
+    flops += tgt * 2 * a * v  # output projection
+    return flops
+
+
+def flops_per_target_token(dataset: tf.data.Dataset, hp: dict) -> float:
+    """Training FLOPs (3 x forward) per real target token, averaged over one epoch of batches."""
+    flops, tokens = 0.0, 0
+    for (src, _), tgt_out in dataset:
+        b, s = src.shape
+        flops += 3 * forward_flops(hp, b, s, tgt_out.shape[1])
+        tokens += int(tf.math.count_nonzero(tgt_out))
+    return flops / tokens
+
+
+# -- measurements -----------------------------------------------------------------------------
+
+
+class _Windows(keras.callbacks.Callback):
+    """Target tokens/s of each epoch (a measurement window)."""
+
+    def __init__(self):
+        super().__init__()
+        self.figures: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.t = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.figures.append(float(logs["tokens"]) / (time.perf_counter() - self.t))
+
+
+def train_tokens_per_s(model, dataset, seconds: float = 60.0, windows: int = 6) -> list[float]:
+    """Warm up (every bucket compiled), then ``windows`` windows of ``seconds / windows`` each."""
+    warmup = _Windows()
+    model.fit(dataset, steps_per_epoch=200, epochs=1, verbose=0, callbacks=[warmup])
+    steps_per_s = 200 / (time.perf_counter() - warmup.t)
+    steps = max(20, int(steps_per_s * seconds / windows))
+    timer = _Windows()
+    model.fit(dataset, steps_per_epoch=steps, epochs=windows, verbose=0, callbacks=[timer])
+    return timer.figures
+
+
+def input_tokens_per_s(dataset: tf.data.Dataset, repeats: int = 3) -> list[float]:
+    """The tf.data pipeline alone: target tokens/s over whole epochs."""
+    figures = []
+    for _ in range(repeats):
+        t, tokens = time.perf_counter(), 0
+        for _, tgt_out in dataset:
+            tokens += int(tf.math.count_nonzero(tgt_out))
+        figures.append(tokens / (time.perf_counter() - t))
+    return figures
+
+
+def sentences_per_s(translator: Translator, sentences: list[str], repeats: int = 3) -> list[float]:
+    translator.translate(sentences[: translator.batch_size])  # trace
+    figures = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        translator.translate(sentences)
+        figures.append(len(sentences) / (time.perf_counter() - t))
+    return figures
+
+
+def savedmodel_latency_ms(run_dir: Path, sentences: list[str]) -> list[float]:
+    """Batch-1 latency of the exported ``serving_default`` signature, one figure per request."""
+    from s2s.export import export
+
+    with tempfile.TemporaryDirectory() as tmp:
+        served = tf.saved_model.load(str(export(run_dir, Path(tmp))))
+        translate = served.signatures["serving_default"]
+        translate(text=tf.constant([sentences[0]]))
+        figures = []
+        for sentence in sentences:
+            t = time.perf_counter()
+            translate(text=tf.constant([sentence]))["translation"].numpy()
+            figures.append(1000 * (time.perf_counter() - t))
+    return figures
+
+
+# -- the whole benchmark ----------------------------------------------------------------------
+
+
+def run_bench(
+    config: dict, work_dir: Path, trained_run: Path | None, seconds: float = 60.0
+) -> dict:
+    from s2s.train import build_model, compile_model, prepare_data, prepare_tokenizers
+
+    keras.utils.set_random_seed(config["train"]["seed"])
+    paths = runs.RunPaths(work_dir)
+    runs.start(paths, config)
+    splits = prepare_data(config, paths, log=log)
+    src_tok, tgt_tok = prepare_tokenizers(config, paths, splits)
+    train_cfg = config["train"]
+    buckets = Buckets(tuple(train_cfg["bucket_boundaries"]), train_cfg["batch_tokens"])
+    src_ids, tgt_ids, _ = filter_long(
+        src_tok.encode(splits.train["src"]), tgt_tok.encode(splits.train["tgt"]), buckets
+    )
+    dataset = training_dataset(src_ids, tgt_ids, buckets, seed=train_cfg["seed"])
+    results: dict = {"machine": {"platform": platform.platform(), "cpus": _cpus()}}
+
+    log("matmul throughput ...")
+    gflops = matmul_gflops()
+    results["matmul_gflops"] = spread(gflops)
+
+    log("input pipeline ...")
+    results["input_tokens_per_s"] = spread(input_tokens_per_s(dataset))
+
+    log(f"training ({seconds:.0f} s of steps after warm-up) ...")
+    model = compile_model(build_model(config, src_tok, tgt_tok), config)
+    tokens_per_s = train_tokens_per_s(model, dataset.repeat(), seconds)
+    per_token = flops_per_target_token(dataset, model.hparams)
+    peak = statistics.median(gflops) * 1e9
+    results["train_tokens_per_s"] = spread(tokens_per_s)
+    results["train_flops_per_token"] = per_token
+    results["train_mfu"] = spread([t * per_token / peak for t in tokens_per_s])
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    trained = trained_run is not None and runs.RunPaths(trained_run).model.exists()
+    if trained:
+        from s2s.train import load_trained
+
+        config, model, src_tok, tgt_tok = load_trained(trained_run)
+    untrained = "untrained (outputs run to the length limit)"
+    results["decoding_model"] = str(trained_run) if trained else untrained
+    sources = list(dict.fromkeys(splits.test["src"]))
+    for beam, name in ((1, "greedy"), (5, "beam5")):
+        for batch, subset in ((1, sources[:200]), (64, sources)):
+            log(f"{name} search, batch {batch} ...")
+            translator = Translator.from_config(
+                model, src_tok, tgt_tok, config, beam_size=beam, batch_size=batch
+            )
+            results[f"{name}_sent_per_s_batch{batch}"] = spread(sentences_per_s(translator, subset))
+
+    if trained:
+        log("SavedModel latency, batch 1 ...")
+        latencies = savedmodel_latency_ms(trained_run, sources[:100])
+        results["savedmodel_p50_ms"] = float(np.percentile(latencies, 50))
+        results["savedmodel_p95_ms"] = float(np.percentile(latencies, 95))
+    return results
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def table(results: dict) -> str:
+    """The figures as an aligned text table."""
+    rows = []
+    for key, value in results.items():
+        if isinstance(value, dict) and "median" in value:
+            rows.append(
+                f"{key:<28} {value['median']:>12,.2f}   "
+                f"(min {value['min']:,.2f}, max {value['max']:,.2f}, n={value['n']})"
+            )
+        elif isinstance(value, float):
+            rows.append(f"{key:<28} {value:>12,.2f}")
+        else:
+            rows.append(f"{key:<28} {value}")
+    return "\n".join(rows)
+
+
+def write_results(results: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")

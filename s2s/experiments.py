@@ -1,0 +1,106 @@
+"""The experiment log: one Markdown table row per run folder, made from what the run wrote.
+
+``python -m s2s experiments runs/* --out data/experiments.md``. Each row shows how the run's
+config differs from the defaults of its language pair, how far it got, its speed and its
+scores (dev: best epoch by dev BLEU; test: once, with the run's search settings).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from s2s import runs
+from s2s.config import ConfigError, load_config, read_yaml
+
+
+def flatten(config: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_diff(config: dict) -> str:
+    """``key=value`` for every setting that differs from the pair's defaults."""
+    pair = f"{config['data']['src_lang']}-{config['data']['tgt_lang']}"
+    try:
+        base = flatten(load_config(pair))
+    except ConfigError:  # a pair without a config file: every setting is shown
+        base = {}
+    ours = flatten(config)
+    changed = [f"{k}={v}" for k, v in ours.items() if base.get(k, object()) != v]
+    return ", ".join(changed) or "defaults"
+
+
+def summarize(run_dir: Path) -> dict | None:
+    """One row for ``run_dir``, or None when it is not a run folder."""
+    paths = runs.RunPaths(Path(run_dir))
+    if not paths.config.exists():
+        return None
+    config = read_yaml(paths.config)
+    state = runs.read_state(paths)
+    row = {
+        "run": str(run_dir),
+        "pair": f"{config['data']['src_lang']}-{config['data']['tgt_lang']}",
+        "changes": config_diff(config),
+        "epochs": state.get("epoch"),
+        "best_epoch": state.get("best_epoch"),
+        "train_min": round(state.get("elapsed_s", 0.0) / 60, 1),
+        "tok_s": None,
+        "dev_bleu": state.get("best_bleu"),
+        "test_bleu": None,
+        "test_chrf": None,
+    }
+    log_path = paths.logs / "train.csv"
+    if log_path.exists():
+        log = pd.read_csv(log_path)
+        minutes = log["elapsed_min"].diff().fillna(log["elapsed_min"])
+        if len(log) > 1:  # the first epoch includes compilation
+            row["tok_s"] = round(float((log["tokens"] / (60 * minutes)).iloc[1:].median()))
+    report = paths.eval / "test.json"
+    if report.exists():
+        scores = json.loads(report.read_text(encoding="utf-8"))
+        row["test_bleu"], row["test_chrf"] = scores["bleu"], scores["chrf"]
+        if scores.get("averaged", {}) and scores["averaged"].get("used"):
+            row["changes"] += f" (averaged epochs {scores['averaged']['epochs']})"
+    return row
+
+
+def markdown(rows: list[dict]) -> str:
+    columns = [
+        ("run", "run"),
+        ("pair", "pair"),
+        ("changes", "config vs. defaults"),
+        ("epochs", "epochs"),
+        ("best_epoch", "best"),
+        ("train_min", "train min"),
+        ("tok_s", "tgt tok/s"),
+        ("dev_bleu", "dev BLEU"),
+        ("test_bleu", "test BLEU"),
+        ("test_chrf", "test chrF"),
+    ]
+    lines = [
+        "| " + " | ".join(title for _, title in columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
+    ]
+    for row in rows:
+        cells = ["" if row[key] is None else str(row[key]) for key, _ in columns]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def experiment_log(run_dirs: list[Path]) -> str:
+    rows = [row for row in (summarize(d) for d in run_dirs) if row]
+    header = (
+        "# Experiment log\n\n"
+        "Made by `python -m s2s experiments` from the run folders (do not edit by hand). "
+        "Dev BLEU is greedy on the dev split after each epoch (best epoch shown); test BLEU is "
+        "beam search with the run's settings, sacreBLEU, multi-reference.\n\n"
+    )
+    return header + markdown(rows)
