@@ -178,14 +178,18 @@ def savedmodel_latency_ms(run_dir: Path, sentences: list[str]) -> list[float]:
 
 
 def run_bench(
-    config: dict, work_dir: Path, trained_run: Path | None, seconds: float = 60.0
+    config: dict,
+    work_dir: Path,
+    trained_run: Path | None,
+    seconds: float = 60.0,
+    corpus: Path | None = None,
 ) -> dict:
     from s2s.train import build_model, compile_model, prepare_data, prepare_tokenizers
 
     keras.utils.set_random_seed(config["train"]["seed"])
     paths = runs.RunPaths(work_dir)
     runs.start(paths, config)
-    splits = prepare_data(config, paths, log=log)
+    splits = prepare_data(config, paths, corpus, log=log)
     src_tok, tgt_tok = prepare_tokenizers(config, paths, splits)
     train_cfg = config["train"]
     buckets = Buckets(tuple(train_cfg["bucket_boundaries"]), train_cfg["batch_tokens"])

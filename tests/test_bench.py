@@ -30,9 +30,9 @@ def test_forward_flops_counts_every_layer():
 
 
 @pytest.mark.slow
-def test_bench_reports_every_figure(trained_run, tmp_path):
+def test_bench_reports_every_figure(trained_run, tmp_path, corpus_file):
     config = load_config("zh-en", overrides=TINY)
-    results = run_bench(config, tmp_path / "work", trained_run, seconds=3)
+    results = run_bench(config, tmp_path / "work", trained_run, seconds=3, corpus=corpus_file)
     for key in (
         "matmul_gflops",
         "train_tokens_per_s",
