@@ -29,7 +29,7 @@ from s2s import runs
 from s2s.pipeline import Buckets, filter_long, training_dataset
 from s2s.translate import Translator
 
-GATES = {"lstm": 4, "gru": 3}
+GATES = {"lstm": 4, "gru": 3, "mgu": 2, "rnn": 1}  # weight blocks per recurrent layer
 
 
 def spread(values: list[float]) -> dict:

@@ -83,6 +83,9 @@ def load_config(
     return config
 
 
+CELLS = ("lstm", "gru", "mgu", "rnn")
+
+
 def validate(config: dict) -> None:
     """Catch the mistakes that would otherwise surface deep inside TensorFlow."""
     src, tgt = config["data"]["src_lang"], config["data"]["tgt_lang"]
@@ -93,8 +96,8 @@ def validate(config: dict) -> None:
         raise ConfigError(
             f"model.attention must be dot, general or additive, not {model['attention']!r}"
         )
-    if model["cell"] not in ("lstm", "gru"):
-        raise ConfigError(f"model.cell must be lstm or gru, not {model['cell']!r}")
+    if model["cell"] not in CELLS:
+        raise ConfigError(f"model.cell must be one of {', '.join(CELLS)}, not {model['cell']!r}")
     if min(model["encoder_layers"], model["decoder_layers"]) < 1:
         raise ConfigError("model.encoder_layers and model.decoder_layers must be at least 1")
     if config["search"]["beam_size"] < 1:

@@ -67,8 +67,10 @@ def summarize(run_dir: Path) -> dict | None:
     if report.exists():
         scores = json.loads(report.read_text(encoding="utf-8"))
         row["test_bleu"], row["test_chrf"] = scores["bleu"], scores["chrf"]
-        if scores.get("averaged", {}) and scores["averaged"].get("used"):
-            row["changes"] += f" (averaged epochs {scores['averaged']['epochs']})"
+        averaged = scores.get("averaged") or {}
+        if averaged.get("used"):
+            row["changes"] += f" (averaged epochs {averaged['epochs']})"
+            row["dev_bleu"] = averaged["dev_bleu"]
     return row
 
 

@@ -9,7 +9,7 @@ from s2s.tokenizer import BOS_ID
 from s2s.train import sequence_loss
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "mgu", "rnn"])
 def test_padding_never_changes_a_sentence_encoding_or_loss(cell):
     model = random_model(cell=cell, layers=2)
     src = np.array([[5, 6, 7, 8]], np.int32)
@@ -36,6 +36,10 @@ def test_padding_never_changes_a_sentence_encoding_or_loss(cell):
         ("lstm", "general", 1, True),
         ("lstm", "additive", 2, True),
         ("gru", "dot", 2, True),
+        ("mgu", "general", 2, False),
+        ("mgu", "additive", 1, True),
+        ("rnn", "dot", 2, False),
+        ("rnn", "general", 1, True),
     ],
 )
 def test_stepping_through_the_reference_reproduces_teacher_forced_logits(
@@ -53,9 +57,9 @@ def test_stepping_through_the_reference_reproduces_teacher_forced_logits(
         assert np.all(weights.numpy()[src == 0] == 0)
 
 
-@pytest.mark.parametrize("feeding", [False, True])
-def test_saved_and_reloaded_model_gives_identical_logits(tmp_path, feeding):
-    model = random_model(attention="additive", layers=2, input_feeding=feeding)
+@pytest.mark.parametrize("cell,feeding", [("lstm", False), ("lstm", True), ("mgu", False)])
+def test_saved_and_reloaded_model_gives_identical_logits(tmp_path, cell, feeding):
+    model = random_model(cell=cell, attention="additive", layers=2, input_feeding=feeding)
     src = np.array([[5, 6, 7, 0]], np.int32)
     tgt_in = np.array([[BOS_ID, 9, 10]], np.int32)
     model.save(tmp_path / "m.keras")
