@@ -98,6 +98,13 @@ def validate(config: dict) -> None:
         )
     if model["cell"] not in CELLS:
         raise ConfigError(f"model.cell must be one of {', '.join(CELLS)}, not {model['cell']!r}")
+    if model["bridge"] not in ("final", "projection", "zeros"):
+        raise ConfigError(f"model.bridge must be final, projection or zeros: {model['bridge']!r}")
+    if model["tie_embeddings"] and model["attention_dim"] != model["embedding_dim"]:
+        raise ConfigError(
+            "model.tie_embeddings needs model.attention_dim == model.embedding_dim "
+            f"({model['attention_dim']} != {model['embedding_dim']})"
+        )
     if min(model["encoder_layers"], model["decoder_layers"]) < 1:
         raise ConfigError("model.encoder_layers and model.decoder_layers must be at least 1")
     if config["search"]["beam_size"] < 1:

@@ -14,7 +14,7 @@ import tensorflow as tf
 from keras import ops
 
 from s2s.attention import Attention
-from s2s.cells import recurrent_layer
+from s2s.cells import recurrent_layer, state_count
 from s2s.tokenizer import PAD_ID
 
 
@@ -93,9 +93,15 @@ class Decoder(keras.layers.Layer):
         attention_dim: int = 256,
         dropout: float = 0.0,
         input_feeding: bool = False,
+        tie_embeddings: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if tie_embeddings and attention_dim != embedding_dim:
+            raise ValueError(
+                f"tied embeddings need attention_dim == embedding_dim "
+                f"({attention_dim} != {embedding_dim})"
+            )
         self.args = dict(
             vocab_size=vocab_size,
             embedding_dim=embedding_dim,
@@ -106,6 +112,7 @@ class Decoder(keras.layers.Layer):
             attention_dim=attention_dim,
             dropout=dropout,
             input_feeding=input_feeding,
+            tie_embeddings=tie_embeddings,
         )
         self.input_feeding = input_feeding
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
@@ -116,8 +123,24 @@ class Decoder(keras.layers.Layer):
         self.combine = keras.layers.Dense(
             attention_dim, activation="tanh", use_bias=False, name="combine"
         )
-        self.output_proj = keras.layers.Dense(vocab_size, name="output_proj")
+        self.tie_embeddings = tie_embeddings
+        if not tie_embeddings:
+            self.output_proj = keras.layers.Dense(vocab_size, name="output_proj")
         self.dropout = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape=None):
+        if self.tie_embeddings:
+            self.output_bias = self.add_weight(
+                shape=(self.args["vocab_size"],), initializer="zeros", name="output_bias"
+            )
+
+    def logits(self, attentional):
+        """The output layer; with tied embeddings it is ``h~ E^T + b`` (E: target embeddings)."""
+        if self.tie_embeddings:
+            return ops.matmul(attentional, ops.transpose(self.embedding.embeddings)) + (
+                self.output_bias
+            )
+        return self.output_proj(attentional)
 
     def initial_state(self, encoder_final: list) -> list:
         """The decoder state at ``<s>``: every layer starts from the encoder's final states."""
@@ -145,7 +168,7 @@ class Decoder(keras.layers.Layer):
             context, _ = self.attention(x, keys, memory, mask)
             attentional = self.combine(ops.concatenate([context, x], axis=-1))
             attentional = self.dropout(attentional, training=training)
-        return self.output_proj(attentional)
+        return self.logits(attentional)
 
     def _feed_loop(self, x, memory, keys, mask, states, training):
         """The input-feeding decoder over a whole target ``x [B,T,E]``, one step at a time."""
@@ -180,10 +203,46 @@ class Decoder(keras.layers.Layer):
         attentional, new_states, weights = self._step(
             self.embedding(tokens), states, memory, keys, mask
         )
-        return self.output_proj(attentional), new_states, weights
+        return self.logits(attentional), new_states, weights
 
     def get_config(self):
         return {**super().get_config(), **self.args}
+
+
+@keras.saving.register_keras_serializable(package="s2s")
+class Bridge(keras.layers.Layer):
+    """How the decoder starts from the encoder's final states ``[B, 2U]`` (one per state tensor).
+
+    ``final``: as they are (default); ``projection``: ``tanh(W s + b)``, one learned layer per
+    state tensor; ``zeros``: the decoder starts from zeros and learns everything from attention.
+    """
+
+    KINDS = ("final", "projection", "zeros")
+
+    def __init__(self, kind: str = "final", units: int = 512, num_states: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown bridge {kind!r}; choose from {', '.join(self.KINDS)}")
+        self.kind, self.units, self.num_states = kind, units, num_states
+        self.projections = [
+            keras.layers.Dense(units, activation="tanh", name=f"state_{i}")
+            for i in range(num_states if kind == "projection" else 0)
+        ]
+
+    def call(self, final: list) -> list:
+        if self.kind == "zeros":
+            return [ops.zeros_like(s) for s in final]
+        if self.kind == "final":
+            return list(final)
+        return [proj(s) for proj, s in zip(self.projections, final, strict=True)]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kind": self.kind,
+            "units": self.units,
+            "num_states": self.num_states,
+        }
 
 
 @keras.saving.register_keras_serializable(package="s2s")
@@ -214,6 +273,8 @@ class Seq2Seq(keras.Model):
         attention_dim: int = 256,
         dropout: float = 0.0,
         input_feeding: bool = False,
+        bridge: str = "final",
+        tie_embeddings: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -229,6 +290,8 @@ class Seq2Seq(keras.Model):
             attention_dim=attention_dim,
             dropout=dropout,
             input_feeding=input_feeding,
+            bridge=bridge,
+            tie_embeddings=tie_embeddings,
         )
         self.encoder = Encoder(
             src_vocab_size,
@@ -239,16 +302,18 @@ class Seq2Seq(keras.Model):
             dropout,
             name="encoder",
         )
+        self.bridge = Bridge(bridge, 2 * encoder_units, state_count(cell), name="bridge")
         self.decoder = Decoder(
             tgt_vocab_size,
             embedding_dim,
             2 * encoder_units,
-            decoder_layers,
-            cell,
-            attention,
-            attention_dim,
-            dropout,
-            input_feeding,
+            num_layers=decoder_layers,
+            cell=cell,
+            attention=attention,
+            attention_dim=attention_dim,
+            dropout=dropout,
+            input_feeding=input_feeding,
+            tie_embeddings=tie_embeddings,
             name="decoder",
         )
         self.label_smoothing = 0.0
@@ -267,7 +332,7 @@ class Seq2Seq(keras.Model):
         """Returns ``(memory, keys, mask, decoder initial states)``."""
         memory, final, mask = self.encoder(src, training=training)
         keys = self.decoder.attention.keys(memory)
-        return memory, keys, mask, self.decoder.initial_state(final)
+        return memory, keys, mask, self.decoder.initial_state(self.bridge(final))
 
     def decode_step(self, tokens, states, memory, keys, mask):
         return self.decoder.step(tokens, states, memory, keys, mask)

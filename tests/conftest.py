@@ -60,6 +60,8 @@ def random_model(
     sharpen: float = 8.0,
     seed: int = 0,
     input_feeding: bool = False,
+    bridge: str = "final",
+    tie_embeddings: bool = False,
 ):
     """An untrained model whose output layer is scaled up, so that search has no near-ties."""
     from s2s.model import Seq2Seq
@@ -76,9 +78,11 @@ def random_model(
         attention=attention,
         attention_dim=16,
         input_feeding=input_feeding,
+        bridge=bridge,
+        tie_embeddings=tie_embeddings,
     )
     model.build_from_config({})
-    kernel = model.decoder.output_proj.kernel
+    kernel = (model.decoder.embedding if tie_embeddings else model.decoder.output_proj).weights[0]
     kernel.assign(kernel.numpy() * sharpen)
     return model
 

@@ -57,9 +57,23 @@ def test_stepping_through_the_reference_reproduces_teacher_forced_logits(
         assert np.all(weights.numpy()[src == 0] == 0)
 
 
-@pytest.mark.parametrize("cell,feeding", [("lstm", False), ("lstm", True), ("mgu", False)])
-def test_saved_and_reloaded_model_gives_identical_logits(tmp_path, cell, feeding):
-    model = random_model(cell=cell, attention="additive", layers=2, input_feeding=feeding)
+@pytest.mark.parametrize(
+    "cell,feeding,bridge,tie",
+    [
+        ("lstm", False, "final", False),
+        ("lstm", True, "projection", True),
+        ("mgu", False, "zeros", False),
+    ],
+)
+def test_saved_and_reloaded_model_gives_identical_logits(tmp_path, cell, feeding, bridge, tie):
+    model = random_model(
+        cell=cell,
+        attention="additive",
+        layers=2,
+        input_feeding=feeding,
+        bridge=bridge,
+        tie_embeddings=tie,
+    )
     src = np.array([[5, 6, 7, 0]], np.int32)
     tgt_in = np.array([[BOS_ID, 9, 10]], np.int32)
     model.save(tmp_path / "m.keras")
@@ -67,6 +81,24 @@ def test_saved_and_reloaded_model_gives_identical_logits(tmp_path, cell, feeding
     assert isinstance(clone, Seq2Seq)
     assert clone.get_config()["attention"] == "additive"
     np.testing.assert_array_equal(model((src, tgt_in)).numpy(), clone((src, tgt_in)).numpy())
+
+
+@pytest.mark.parametrize("bridge,tie", [("projection", False), ("zeros", True)])
+def test_bridges_and_tied_embeddings_keep_search_and_training_in_step(bridge, tie):
+    model = random_model(cell="lstm", layers=2, bridge=bridge, tie_embeddings=tie)
+    rng = np.random.default_rng(2)
+    src = random_batch(rng, 3, 6, 50)
+    tgt_in = np.concatenate([np.full((3, 1), BOS_ID), rng.integers(4, 40, (3, 4))], 1)
+    forced = model((src, tgt_in)).numpy()
+    memory, keys, mask, states = model.encode(src)
+    if bridge == "zeros":
+        assert not any(np.any(s.numpy()) for s in tf.nest.flatten(states))
+    for t in range(tgt_in.shape[1]):
+        logits, states, _ = model.decode_step(tgt_in[:, t], states, memory, keys, mask)
+        np.testing.assert_allclose(logits, forced[:, t], rtol=1e-4, atol=1e-4)
+    names = [v.path for v in model.trainable_variables]
+    assert any("bridge" in n for n in names) == (bridge == "projection")
+    assert any("output_proj" in n for n in names) != tie
 
 
 def test_loss_ignores_padding_and_applies_label_smoothing():
