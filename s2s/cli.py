@@ -42,11 +42,15 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args) -> int:
-    from s2s.train import train
+    from s2s.train import TrainingDiverged, train
 
     config = load_config(args.lang, args.config, args.overrides)
     run = args.run or f"runs/{args.lang}"
-    result = train(config, run, Path(args.corpus) if args.corpus else None, log=_log)
+    try:
+        result = train(config, run, Path(args.corpus) if args.corpus else None, log=_log)
+    except TrainingDiverged as e:
+        _log(f"error: {e}")
+        return 1
     print(
         json.dumps({k: result[k] for k in ("bleu", "chrf", "bleu_signature")}, ensure_ascii=False)
     )

@@ -63,6 +63,24 @@ def apply_override(config: dict, assignment: str) -> dict:
     return config
 
 
+def coerce_types(defaults: dict, config: dict, prefix: str = "") -> dict:
+    """Make numbers numbers where the default is one: YAML reads ``1e-3`` as a string."""
+    for key, default in defaults.items():
+        value = config.get(key)
+        if isinstance(default, dict) and isinstance(value, dict):
+            coerce_types(default, value, f"{prefix}{key}.")
+        elif isinstance(default, (int, float)) and not isinstance(default, bool):
+            if isinstance(value, str):
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise ConfigError(f"{prefix}{key} must be a number, not {value!r}") from None
+            if isinstance(default, float) and type(value) is int:
+                value = float(value)
+            config[key] = value
+    return config
+
+
 def load_config(
     lang: str | None = None,
     path: str | Path | None = None,
@@ -79,6 +97,7 @@ def load_config(
         config = merge(config, read_yaml(Path(path)))
     for assignment in overrides:
         apply_override(config, assignment)
+    coerce_types(read_yaml(CONFIG_DIR / "defaults.yaml"), config)
     validate(config)
     return config
 
@@ -107,6 +126,8 @@ def validate(config: dict) -> None:
         )
     if min(model["encoder_layers"], model["decoder_layers"]) < 1:
         raise ConfigError("model.encoder_layers and model.decoder_layers must be at least 1")
+    if config["train"]["lr_schedule"] not in ("constant", "inverse_sqrt", "plateau"):
+        raise ConfigError("train.lr_schedule must be constant, inverse_sqrt or plateau")
     if config["search"]["beam_size"] < 1:
         raise ConfigError("search.beam_size must be at least 1")
     boundaries = config["train"]["bucket_boundaries"]

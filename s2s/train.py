@@ -48,6 +48,10 @@ def sequence_loss(logits, targets, label_smoothing: float = 0.0):
     )
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint was kept."""
+
+
 # -- stages -----------------------------------------------------------------------------------
 
 
@@ -92,10 +96,33 @@ def build_model(config: dict, src_tok: Tokenizer, tgt_tok: Tokenizer) -> Seq2Seq
     return model
 
 
+@keras.saving.register_keras_serializable(package="s2s")
+class InverseSqrt(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to ``peak`` over ``warmup`` steps, then ``peak * sqrt(warmup / step)``."""
+
+    def __init__(self, peak: float, warmup: int):
+        self.peak, self.warmup = peak, warmup
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32) + 1.0
+        warmup = float(max(self.warmup, 1))
+        return self.peak * tf.minimum(step / warmup, tf.sqrt(warmup / step))
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup": self.warmup}
+
+
+def learning_rate(train: dict):
+    """The optimizer's learning rate: a number (``constant``, ``plateau``) or a schedule."""
+    if train["lr_schedule"] == "inverse_sqrt":
+        return InverseSqrt(train["learning_rate"], train["warmup_steps"])
+    return train["learning_rate"]
+
+
 def compile_model(model: Seq2Seq, config: dict) -> Seq2Seq:
     train = config["train"]
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=train["learning_rate"]),
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate(train)),
         label_smoothing=train["label_smoothing"],
         clipnorm=train["clipnorm"],
         jit_compile=train["jit_compile"],
@@ -186,6 +213,7 @@ class RunKeeper(keras.callbacks.Callback):
         self.patience = config["train"]["patience"]
         self.average_last = config["train"]["average_last"]
         self.out_of_time = False
+        self.diverged: str | None = None
 
     def elapsed(self) -> float:
         return self.state["elapsed_s"] + time.perf_counter() - self.t0
@@ -195,11 +223,19 @@ class RunKeeper(keras.callbacks.Callback):
         self.t0 = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss):
+            self.diverged = f"the training loss became {loss} at batch {batch + 1}"
+            self.model.stop_training = True
         if self.elapsed() >= self.budget_s:
             self.out_of_time = self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
+        if self.diverged:  # keep the last good checkpoint: save nothing from this epoch
+            self.diverged += f" of epoch {epoch + 1}"
+            return
+        logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         t = time.perf_counter()
         dev = dev_scores(self.translator, self.dev, self.config)
         logs.update(val_bleu=dev.bleu, val_chrf=dev.chrf, elapsed_min=self.elapsed() / 60)
@@ -304,12 +340,20 @@ def fit(config, paths, state, splits, src_tok, tgt_tok, log=print) -> None:
         model, src_tok, tgt_tok, config, beam_size=train_cfg["dev_beam_size"]
     )
     paths.logs.mkdir(parents=True, exist_ok=True)
+    keeper = RunKeeper(paths, translator, splits.dev, config, state, log)
     callbacks = [
         ProgressBar(steps, train_cfg["epochs"]),
-        RunKeeper(paths, translator, splits.dev, config, state, log),
+        keeper,
         keras.callbacks.CSVLogger(str(paths.logs / "train.csv"), append=True),
         keras.callbacks.TensorBoard(str(paths.logs / "tensorboard"), write_graph=False),
     ]
+    if train_cfg["lr_schedule"] == "plateau":  # after RunKeeper, which puts val_bleu in the logs
+        callbacks.insert(
+            2,
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_bleu", mode="max", factor=0.5, patience=train_cfg["plateau_patience"]
+            ),
+        )
     if state["epoch"] < train_cfg["epochs"]:
         model.fit(
             train_ds,
@@ -319,6 +363,12 @@ def fit(config, paths, state, splits, src_tok, tgt_tok, log=print) -> None:
             callbacks=callbacks,
             verbose=0,
             shuffle=False,
+        )
+    if keeper.diverged:
+        raise TrainingDiverged(
+            f"{keeper.diverged}: training stopped. The last good checkpoint is kept "
+            f"({paths.last_weights}, epoch {state['epoch']}); lower train.learning_rate or "
+            f"train.clipnorm and run again to resume from it."
         )
     model.load_weights(paths.best_weights)
     averaged = try_averaging(config, paths, state, splits, src_tok, tgt_tok, log)

@@ -16,6 +16,11 @@ def test_overrides_are_typed():
     assert config["train"]["epochs"] == 3
     assert config["search"]["alpha"] == 0.8
     assert config["train"]["bucket_boundaries"] == [4, 8]
+    exponent = load_config("zh-en", overrides=["train.learning_rate=1e-3", "train.clipnorm=1"])
+    assert exponent["train"]["learning_rate"] == 0.001  # YAML alone would give the string
+    assert isinstance(exponent["train"]["clipnorm"], float)
+    with pytest.raises(ConfigError, match=r"train\.epochs must be a number"):
+        load_config("zh-en", overrides=["train.epochs=many"])
 
 
 def test_unknown_key_is_an_error_naming_it():
@@ -33,3 +38,9 @@ def test_invalid_values_are_refused():
         load_config("zh-en", overrides=["model.attention=cosine"])
     with pytest.raises(ConfigError, match="bucket_boundaries"):
         load_config("zh-en", overrides=["train.bucket_boundaries=[8, 4]"])
+    with pytest.raises(ConfigError, match="cell"):
+        load_config("zh-en", overrides=["model.cell=transformer"])
+    with pytest.raises(ConfigError, match="tie_embeddings"):
+        load_config("zh-en", overrides=["model.tie_embeddings=true", "model.attention_dim=128"])
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        load_config("zh-en", overrides=["train.lr_schedule=cosine"])

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,9 +11,10 @@ import pandas as pd
 import pytest
 from conftest import ROOT, TINY, random_model
 
+import s2s.train
 from s2s import runs
 from s2s.config import ConfigError, load_config
-from s2s.train import average_checkpoints
+from s2s.train import InverseSqrt, TrainingDiverged, average_checkpoints, sequence_loss, train
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -35,7 +37,7 @@ def test_trained_run_writes_everything_a_user_looks_for(trained_run):
     assert any((paths.logs / "tensorboard").rglob("events.out.tfevents.*"))
     log = pd.read_csv(paths.logs / "train.csv")
     assert list(log["epoch"]) == [0, 1]
-    assert {"loss", "nll", "grad_norm", "val_bleu", "val_chrf", "val_nll"} <= set(log.columns)
+    assert {"loss", "nll", "grad_norm", "val_bleu", "val_chrf", "val_nll", "lr"} <= set(log.columns)
     assert log["loss"].iloc[1] < log["loss"].iloc[0]
     report = json.loads((paths.eval / "test.json").read_text())
     assert report["sentences"] == 100 and "nrefs:var" in report["bleu_signature"]
@@ -44,6 +46,35 @@ def test_trained_run_writes_everything_a_user_looks_for(trained_run):
     state = runs.read_state(paths)
     assert state["averaged"]["epochs"] == [1, 2] and paths.epoch_weights(2).exists()
     assert report["averaged"] == state["averaged"]
+
+
+def test_inverse_sqrt_warms_up_then_decays():
+    schedule = InverseSqrt(peak=2e-3, warmup=100)
+    rates = [float(schedule(step)) for step in (0, 49, 99, 399)]
+    np.testing.assert_allclose(rates, [2e-5, 1e-3, 2e-3, 1e-3], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(
+    trained_run, tmp_path, monkeypatch
+):
+    run = tmp_path / "zh-en"
+    shutil.copytree(trained_run, run)
+    paths = runs.RunPaths(run)
+    state = runs.read_state(paths)
+    runs.write_state(paths, {**state, "finished": False})
+    before = paths.last_weights.read_bytes()
+
+    def diverging_loss(logits, targets, label_smoothing=0.0):
+        loss, nll, tokens = sequence_loss(logits, targets, label_smoothing)
+        return loss * float("nan"), nll, tokens
+
+    monkeypatch.setattr(s2s.train, "sequence_loss", diverging_loss)
+    config = load_config("zh-en", overrides=[*TINY, "train.epochs=3"])
+    with pytest.raises(TrainingDiverged, match="last good checkpoint is kept"):
+        train(config, run, log=lambda *_: None)
+    assert paths.last_weights.read_bytes() == before
+    assert runs.read_state(paths)["epoch"] == state["epoch"]
 
 
 def test_checkpoint_averaging_takes_the_mean_of_every_float_weight(tmp_path):
