@@ -4,13 +4,20 @@ Where a corpus is looked for, in order:
 1. ``$S2S_CORPUS_DIR/<name>/<file>`` (offline copies; CI points this at ``../shared/corpora``);
 2. ``$S2S_HOME/corpora/<name>/<file>`` (the download cache, default ``~/.cache/s2s``);
 3. the manifest's URL, downloaded into the cache.
+
+A download sends a User-Agent, shows a progress bar, writes to ``<file>.part`` and renames it
+only once the size and sha256 match the manifest (when it records them), retries a failed or
+truncated transfer, and unpacks archives only if no member would land outside the cache folder.
 """
 
 from __future__ import annotations
 
+import hashlib
+import http.client
 import os
 import shutil
-import tempfile
+import sys
+import time
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -22,6 +29,18 @@ USER_AGENT = "s2s-nmt/0.1 (+https://github.com/s2s-nmt/s2s)"
 
 class CorpusNotFound(FileNotFoundError):
     """No local copy and no way to download one."""
+
+
+class DownloadError(OSError):
+    """A transfer failed or came back incomplete."""
+
+
+class ChecksumMismatch(DownloadError):
+    """The download is complete but is not the file the manifest names."""
+
+
+class UnsafeArchive(DownloadError):
+    """An archive member would be written outside the target folder."""
 
 
 def manifest() -> dict:
@@ -57,37 +76,104 @@ def locate(name: str, download: bool = True) -> Path:
         if path.is_file():
             return path
     looked = "\n  ".join(str(p) for p in paths)
+    local_copy = f"$S2S_CORPUS_DIR/{name}/{corpus_entry(name)['file']}"
     if not download:
-        raise CorpusNotFound(f"corpus {name!r} not found; looked at:\n  {looked}")
+        raise CorpusNotFound(
+            f"corpus {name!r} not found; looked at:\n  {looked}\nPut a copy at {local_copy}."
+        )
     try:
         return fetch(name)
     except OSError as e:
         raise CorpusNotFound(
             f"corpus {name!r} not found locally and the download failed ({e}); "
-            f"looked at:\n  {looked}\n"
-            f"Put a copy at $S2S_CORPUS_DIR/{name}/{corpus_entry(name)['file']}."
+            f"looked at:\n  {looked}\nPut a copy at {local_copy}."
         ) from e
 
 
-def fetch(name: str) -> Path:
-    """Download and unpack the published export into the cache; returns the text file's path."""
-    entry = corpus_entry(name)
+def fetch(name: str, entry: dict | None = None) -> Path:
+    """Download the published export into the cache and unpack it; returns the text file."""
+    entry = entry or corpus_entry(name)
     target_dir = cache_dir() / name
     target_dir.mkdir(parents=True, exist_ok=True)
-    request = urllib.request.Request(entry["url"], headers={"User-Agent": USER_AGENT})
-    with tempfile.NamedTemporaryFile(dir=target_dir, delete=False, suffix=".part") as tmp:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            shutil.copyfileobj(response, tmp)
-    archive = Path(tmp.name)
+    out = target_dir / entry["file"]
+    if entry.get("archive") != "zip":
+        return download(entry["url"], out, entry.get("sha256"), entry.get("size"))
+    archive = download(
+        entry["url"], target_dir / Path(entry["url"]).name, entry.get("sha256"), entry.get("size")
+    )
     try:
-        out = target_dir / entry["file"]
-        if entry.get("archive") == "zip":
-            with zipfile.ZipFile(archive) as zf:
-                with zf.open(entry["file"]) as member, open(out.with_suffix(".part2"), "wb") as f:
-                    shutil.copyfileobj(member, f)
-            out.with_suffix(".part2").replace(out)
-        else:
-            archive.replace(out)
-        return out
+        safe_extract(archive, target_dir, entry["file"])
     finally:
         archive.unlink(missing_ok=True)
+    return out
+
+
+def download(
+    url: str,
+    dest: Path,
+    sha256: str | None = None,
+    size: int | None = None,
+    retries: int = 3,
+    timeout: float = 60.0,
+    backoff: float = 2.0,
+) -> Path:
+    """Fetch ``url`` to ``dest`` through ``dest.part``; rename only after the checks pass."""
+    part = dest.with_name(dest.name + ".part")
+    last: Exception | None = None
+    for attempt in range(1, retries + 1):
+        try:
+            digest, received = _transfer(url, part, timeout)
+            if size is not None and received != size:
+                raise ChecksumMismatch(f"{url}: {received} bytes, the manifest says {size}")
+            if sha256 and digest != sha256:
+                raise ChecksumMismatch(f"{url}: sha256 {digest}, the manifest says {sha256}")
+            part.replace(dest)
+            return dest
+        except ChecksumMismatch:
+            part.unlink(missing_ok=True)
+            raise
+        except (OSError, http.client.HTTPException) as e:  # network errors, truncation
+            part.unlink(missing_ok=True)
+            last = e
+            if attempt < retries:
+                print(f"download attempt {attempt} failed ({e}); retrying", file=sys.stderr)
+                time.sleep(backoff * attempt)
+    raise DownloadError(f"{url}: {retries} attempts failed; the last said: {last}")
+
+
+def _transfer(url: str, part: Path, timeout: float) -> tuple[str, int]:
+    """One attempt: stream to ``part`` with a progress bar; returns (sha256, bytes received)."""
+    from tqdm.auto import tqdm
+
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    digest, received = hashlib.sha256(), 0
+    with urllib.request.urlopen(request, timeout=timeout) as response, open(part, "wb") as f:
+        expected = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(
+            total=expected, unit="B", unit_scale=True, desc=part.name[:-5], file=sys.stderr
+        ) as bar:
+            while chunk := response.read(1 << 16):
+                f.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+    if expected is not None and received != expected:
+        raise DownloadError(f"{url}: transfer ended after {received} of {expected} bytes")
+    return digest.hexdigest(), received
+
+
+def safe_extract(archive: Path, target_dir: Path, member: str) -> Path:
+    """Extract ``member`` from a zip after checking that no member escapes ``target_dir``."""
+    root = target_dir.resolve()
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            if not (root / info.filename).resolve().is_relative_to(root):
+                raise UnsafeArchive(f"{archive.name}: member {info.filename!r} escapes {root}")
+        if member not in zf.namelist():
+            raise DownloadError(f"{archive.name} has no member {member!r}")
+        out = target_dir / member
+        part = out.with_name(out.name + ".part")
+        with zf.open(member) as src, open(part, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        part.replace(out)
+    return out
