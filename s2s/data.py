@@ -21,7 +21,16 @@ _CJK_PUNCT_RUN = re.compile(f"([{CJK_PUNCTUATION}]+)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 _SPACES = re.compile(r"\s+")
 
-DROP_REASONS = ("invalid_utf8", "wrong_columns", "empty", "too_long", "duplicate")
+DROP_REASONS = (
+    "invalid_utf8",
+    "wrong_columns",
+    "empty",
+    "too_long",
+    "same_as_source",
+    "no_chinese",
+    "duplicate",
+)
+_HAN = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]"
 
 
 class CorpusError(ValueError):
@@ -129,7 +138,11 @@ def read_tsv(
 def clean(
     frame: pd.DataFrame, report: CleaningReport, src_lang: str, tgt_lang: str, max_chars: int
 ) -> pd.DataFrame:
-    """Normalise both sides and drop empty, over-long and duplicate pairs, counting each."""
+    """Normalise both sides and drop bad pairs, counting each by reason (see DROP_REASONS).
+
+    ``same_as_source``: the target copies the source; ``no_chinese``: the Chinese side has no
+    Han character (an untranslated or misplaced line).
+    """
     frame = frame.assign(
         src=frame["src"].map(lambda s: normalize(s, src_lang)),
         tgt=frame["tgt"].map(lambda s: normalize(s, tgt_lang)),
@@ -137,6 +150,8 @@ def clean(
     checks = [
         ("empty", lambda f: (f["src"] == "") | (f["tgt"] == "")),
         ("too_long", lambda f: (f["src"].str.len() > max_chars) | (f["tgt"].str.len() > max_chars)),
+        ("same_as_source", lambda f: f["src"] == f["tgt"]),
+        ("no_chinese", lambda f: _no_chinese(f, src_lang, tgt_lang)),
         ("duplicate", lambda f: f.duplicated(subset=["src", "tgt"], keep="first")),
     ]
     for reason, check in checks:
@@ -147,6 +162,14 @@ def clean(
     frame = frame.reset_index(drop=True)
     report.kept = len(frame)
     return frame
+
+
+def _no_chinese(frame: pd.DataFrame, src_lang: str, tgt_lang: str) -> pd.Series:
+    bad = pd.Series(False, index=frame.index)
+    for side, lang in (("src", src_lang), ("tgt", tgt_lang)):
+        if lang.startswith("zh"):
+            bad |= ~frame[side].str.contains(_HAN, regex=True)
+    return bad
 
 
 @dataclass

@@ -39,17 +39,24 @@ def test_bad_lines_are_counted_with_their_line_numbers(tmp_path):
 
 
 def test_cleaning_counts_every_dropped_pair(tmp_path):
-    lines = ["Hi.\t你好。", "Hi.\t你好。", " \t你好。", "x" * 40 + "\t长", "Run.\t跑！"]
+    lines = [
+        "Hi.\t你好。",
+        "Hi.\t你好。",  # duplicate
+        " \t你好。",  # empty
+        "x" * 40 + "\t长",  # too long
+        "Run.\t跑！",
+        "OK.\tOK.",  # same as source (and no Chinese: counted once, by the first reason)
+        "Tom.\tTom!",  # no Chinese character
+        "\ufeffＡ１.\t好\r",  # BOM, full-width ASCII and CRLF are normalised, not dropped
+    ]
     path = write(tmp_path, "\n".join(lines).encode() + b"\n")
     frame, report = read_tsv(path, COLUMNS, "zh", "en")
     frame = clean(frame, report, "zh", "en", max_chars=30)
-    assert report.as_dict() == {
-        "lines_read": 5,
-        "kept": 2,
-        "dropped": {"empty": 1, "too_long": 1, "duplicate": 1},
-    }
+    dropped = {"empty": 1, "too_long": 1, "same_as_source": 1, "no_chinese": 1, "duplicate": 1}
+    assert report.as_dict() == {"lines_read": 8, "kept": 3, "dropped": dropped}
+    assert frame["tgt"].iloc[-1] == "A1."
     assert report.kept + sum(report.dropped.values()) == report.lines_read
-    assert list(frame["src"]) == ["你好。", "跑！"]
+    assert list(frame["src"]) == ["你好。", "跑！", "好"]
 
 
 def test_empty_and_missing_files_are_clear_errors(tmp_path):
