@@ -109,3 +109,31 @@ def test_saved_model_cli_lists_the_signatures_and_translates(exported):
     )
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert "translation" in ran.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cell", ["gru", "mgu", "rnn"])
+def test_every_cell_type_exports_and_translates_like_python(trained_run, tmp_path, cell):
+    """A run folder with an untrained model of another cell: export, load, compare."""
+    import shutil
+
+    import tensorflow as tf
+
+    from s2s.config import read_yaml, save_config
+    from s2s.train import build_model
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("checkpoints", "model.keras"))
+    paths = runs.RunPaths(run)
+    config = read_yaml(paths.config)
+    config["model"].update(cell=cell, encoder_layers=2, input_feeding=cell == "mgu")
+    save_config(config, paths.config)
+    _, _, src_tok, tgt_tok = load_trained(trained_run)
+    build_model(config, src_tok, tgt_tok).save(paths.model)
+
+    served = tf.saved_model.load(str(export(run, tmp_path / "exports")))
+    texts = ["我们走吧。", "", "汤姆不想去那里，因为他很累。"]
+    out = served.signatures["serving_default"](text=tf.constant(texts))
+    _, model, src_tok, tgt_tok = load_trained(run)
+    python = Translator.from_config(model, src_tok, tgt_tok, config).translate(texts)
+    assert [t.decode("utf-8") for t in out["translation"].numpy()] == [h.text for h in python]
