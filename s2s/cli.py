@@ -11,6 +11,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
 from s2s.config import ConfigError, load_config
+from s2s.data import CorpusError
 
 
 def _utf8_stdio() -> None:
@@ -59,11 +60,9 @@ def cmd_train(args) -> int:
 
 def cmd_prepare(args) -> int:
     from s2s import data as data_lib
-    from s2s.corpora import locate
 
     config = load_config(args.lang, args.config, args.overrides)
-    corpus = Path(args.corpus) if args.corpus else locate(config["data"]["corpus"])
-    splits, report = data_lib.prepare(corpus, config)
+    splits, report = data_lib.prepare(config, Path(args.corpus) if args.corpus else None)
     _log(report.summary())
     _log(f"split: {splits.sizes()}")
     if args.report:
@@ -279,6 +278,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError) as e:
+    except (ConfigError, FileNotFoundError, CorpusError) as e:
         _log(f"error: {e}")
         return 2

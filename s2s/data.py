@@ -109,15 +109,22 @@ def read_tsv(
     Lines that are not valid UTF-8 or lack the needed columns are counted, not raised.
     """
     report = CleaningReport(path=str(path))
-    need = max(columns[src_lang], columns[tgt_lang]) + 1
     records = []
     try:
         fh = open(path, "rb")
     except OSError as e:
         raise CorpusError(f"{path}: cannot open: {e.strerror}") from e
     with fh:
-        for line_no, raw in enumerate(fh, start=1):
-            if limit is not None and line_no > limit:
+        header = None
+        if any(isinstance(columns.get(lang), str) for lang in (src_lang, tgt_lang)):
+            header = fh.readline().decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r\n")
+            columns = _column_indexes(path, header.split("\t"), columns, (src_lang, tgt_lang))
+        for lang in (src_lang, tgt_lang):
+            if lang not in columns:
+                raise CorpusError(f"{path}: no column for {lang!r} (columns: {columns})")
+        need = max(columns[src_lang], columns[tgt_lang]) + 1
+        for line_no, raw in enumerate(fh, start=2 if header is not None else 1):
+            if limit is not None and report.lines_read >= limit:
                 break
             report.lines_read += 1
             try:
@@ -133,6 +140,19 @@ def read_tsv(
     if report.lines_read == 0:
         raise CorpusError(f"{path}: the file is empty")
     return pd.DataFrame.from_records(records, columns=["line", "src", "tgt"]), report
+
+
+def _column_indexes(path: Path, names: list[str], columns: dict, langs) -> dict[str, int]:
+    """``{lang: header name or index}`` -> ``{lang: index}``, naming what is missing."""
+    out = {}
+    for lang in langs:
+        wanted = columns.get(lang)
+        if isinstance(wanted, str):
+            if wanted not in names:
+                raise CorpusError(f"{path}: no column named {wanted!r} in the header {names}")
+            wanted = names.index(wanted)
+        out[lang] = wanted
+    return out
 
 
 def clean(
@@ -234,12 +254,68 @@ def load_splits(folder: Path) -> Splits:
     return Splits(train=read("train"), dev=read("dev"), test=read("test"))
 
 
-def prepare(path: Path, config: dict) -> tuple[Splits, CleaningReport]:
-    """The whole data stage: read, clean, split."""
-    from s2s.corpora import corpus_entry
+def read_corpus(config: dict, path: Path | None = None) -> tuple[pd.DataFrame, CleaningReport]:
+    """Read the configured corpus: two aligned files, a TSV path, or a manifest corpus.
+
+    ``path`` (``--corpus`` on the command line) replaces the configured TSV or corpus.
+    """
+    from s2s.corpora import corpus_entry, locate
 
     data = config["data"]
-    columns = corpus_entry(data["corpus"])["columns"] if data.get("corpus") else {}
-    frame, report = read_tsv(path, columns, data["src_lang"], data["tgt_lang"], data.get("limit"))
+    src, tgt, limit = data["src_lang"], data["tgt_lang"], data.get("limit")
+    if path is None and data.get("src_file"):
+        if not data.get("tgt_file"):
+            raise CorpusError("data.src_file is set but data.tgt_file is not")
+        return read_parallel(Path(data["src_file"]), Path(data["tgt_file"]), limit)
+    columns = data.get("columns") or (
+        corpus_entry(data["corpus"])["columns"] if data.get("corpus") else None
+    )
+    if not columns:
+        raise CorpusError("a TSV corpus needs data.columns, e.g. {en: 0, zh: 1}")
+    path = path or (Path(data["path"]) if data.get("path") else locate(data["corpus"]))
+    return read_tsv(path, columns, src, tgt, limit)
+
+
+def read_parallel(
+    src_path: Path, tgt_path: Path, limit: int | None = None
+) -> tuple[pd.DataFrame, CleaningReport]:
+    """Two line-aligned plain-text files (line ``i`` of one translates line ``i`` of the other).
+
+    Files whose line counts differ are refused: the pairs could not be trusted.
+    """
+    counts = []
+    for path in (src_path, tgt_path):
+        try:
+            with open(path, "rb") as f:
+                counts.append(sum(1 for _ in f))
+        except OSError as e:
+            raise CorpusError(f"{path}: cannot open: {e.strerror}") from e
+    if counts[0] != counts[1]:
+        raise CorpusError(
+            f"{src_path} has {counts[0]:,} lines but {tgt_path} has {counts[1]:,}; "
+            "parallel files must be line-aligned"
+        )
+    if counts[0] == 0:
+        raise CorpusError(f"{src_path}: the file is empty")
+    report = CleaningReport(path=f"{src_path} + {tgt_path}")
+    records = []
+    with open(src_path, "rb") as fs, open(tgt_path, "rb") as ft:
+        for line_no, (raw_src, raw_tgt) in enumerate(zip(fs, ft, strict=True), start=1):
+            if limit is not None and line_no > limit:
+                break
+            report.lines_read += 1
+            try:
+                pair = (raw_src.decode("utf-8"), raw_tgt.decode("utf-8"))
+            except UnicodeDecodeError:
+                report.drop("invalid_utf8", line_no)
+                continue
+            records.append((line_no, *(side.rstrip("\r\n") for side in pair)))
+    return pd.DataFrame.from_records(records, columns=["line", "src", "tgt"]), report
+
+
+def prepare(config: dict, path: Path | None = None) -> tuple[Splits, CleaningReport]:
+    """The whole data stage: read, clean, split."""
+    data = config["data"]
+    frame, report = read_corpus(config, path)
     frame = clean(frame, report, data["src_lang"], data["tgt_lang"], data["max_chars"])
     return split(frame, data["dev_sources"], data["test_sources"], data["seed"]), report

@@ -18,7 +18,6 @@ from tqdm.auto import tqdm
 
 from s2s import data as data_lib
 from s2s import runs
-from s2s.corpora import locate
 from s2s.evaluate import score, write_report
 from s2s.model import Seq2Seq
 from s2s.pipeline import Buckets, filter_long, training_dataset
@@ -61,8 +60,7 @@ def prepare_data(
     """Read, clean and split the corpus once per run; later calls read the saved split."""
     if (paths.data / "test.tsv").exists():
         return data_lib.load_splits(paths.data)
-    corpus = corpus or locate(config["data"]["corpus"])
-    splits, report = data_lib.prepare(corpus, config)
+    splits, report = data_lib.prepare(config, corpus)
     log(report.summary())
     log(f"split: {splits.sizes()}")
     data_lib.save_splits(splits, paths.data)

@@ -2,7 +2,17 @@ from pathlib import Path
 
 import pytest
 
-from s2s.data import CorpusError, clean, normalize, read_tsv, references, split
+from s2s.config import load_config
+from s2s.data import (
+    CorpusError,
+    clean,
+    normalize,
+    read_corpus,
+    read_parallel,
+    read_tsv,
+    references,
+    split,
+)
 
 COLUMNS = {"en": 0, "zh": 1}
 
@@ -89,3 +99,31 @@ def test_split_is_deterministic(corpus_file):
     c = split(frame, 100, 100, seed=2)
     assert list(a.test["src"]) == list(b.test["src"])
     assert list(a.test["src"]) != list(c.test["src"])
+
+
+def test_two_aligned_files_are_read_as_pairs(tmp_path):
+    (tmp_path / "train.zh").write_text("你好。\n坏\n跑！\n", encoding="utf-8")
+    (tmp_path / "train.en").write_bytes(b"Hello.\n\xff\xfe\nRun!\n")
+    files = [f"data.src_file={tmp_path / 'train.zh'}", f"data.tgt_file={tmp_path / 'train.en'}"]
+    config = load_config("zh-en", overrides=files)
+    frame, report = read_corpus(config)
+    assert list(frame["src"]) == ["你好。", "跑！"] and list(frame["tgt"]) == ["Hello.", "Run!"]
+    assert report.as_dict() == {"lines_read": 3, "kept": 0, "dropped": {"invalid_utf8": 1}}
+    assert report.examples["invalid_utf8"] == 2
+
+
+def test_files_of_different_lengths_are_refused_naming_both(tmp_path):
+    (tmp_path / "a.zh").write_text("你好。\n跑！\n", encoding="utf-8")
+    (tmp_path / "a.en").write_text("Hello.\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"a\.zh has 2 lines but .*a\.en has 1"):
+        read_parallel(tmp_path / "a.zh", tmp_path / "a.en")
+
+
+def test_tsv_columns_can_be_named_by_the_header(tmp_path):
+    path = write(tmp_path, "\ufeffid\tchinese\tenglish\n1\t你好。\tHello.\n2\t跑！\n".encode())
+    frame, report = read_tsv(path, {"zh": "chinese", "en": "english"}, "zh", "en")
+    assert list(frame["line"]) == [2] and list(frame["tgt"]) == ["Hello."]
+    assert report.as_dict()["dropped"] == {"wrong_columns": 1}
+    assert report.examples["wrong_columns"] == 3
+    with pytest.raises(CorpusError, match="no column named 'cn'"):
+        read_tsv(path, {"zh": "cn", "en": "english"}, "zh", "en")
