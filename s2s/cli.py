@@ -1,4 +1,4 @@
-"""``python -m s2s train|translate|evaluate|prepare|export|bench|experiments``."""
+"""``python -m s2s train|translate|evaluate|prepare|export|bench|plot|experiments``."""
 
 from __future__ import annotations
 
@@ -204,6 +204,23 @@ def _compare_runs(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    from s2s import plots
+
+    if args.figure == "curves":
+        fig = plots.learning_curves(Path(args.run) / "logs" / "train.csv")
+    else:
+        from s2s.train import load_trained
+        from s2s.translate import Translator
+
+        config, model, src_tok, tgt_tok = load_trained(args.run)
+        translator = Translator.from_config(model, src_tok, tgt_tok, config)
+        source, output, weights = translator.attention(args.sentence)
+        fig = plots.attention_heatmap(source, output, weights, title=args.sentence)
+    _log(f"written to {plots.save(fig, args.out)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m s2s", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -265,6 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=60.0, help="training measurement length")
     p.add_argument("--out", default="bench/results.json")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("plot", help="save a figure as PNG: learning curves or attention")
+    p.add_argument("figure", choices=["curves", "attention"])
+    p.add_argument("--run", default="runs/zh-en")
+    p.add_argument("--sentence", default="我们走吧。", help="source sentence (attention)")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("experiments", help="the experiment log table from run folders")
     p.add_argument("runs", nargs="+", help="run folders")
