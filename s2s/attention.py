@@ -18,6 +18,7 @@ class Attention(keras.layers.Layer):
 
     - ``dot``: ``score = q · m`` (needs ``Dq == Dm``)
     - ``general``: ``score = q · (W m)``
+    - with ``scaled``, ``dot`` and ``general`` scores are divided by ``sqrt(Dq)``
     - ``additive``: ``score = v · tanh(W_q q + W_k m)``
 
     Example:
@@ -28,11 +29,18 @@ class Attention(keras.layers.Layer):
     ((2, 3, 6), (2, 3, 5))
     """
 
-    def __init__(self, kind: str = "general", query_dim: int = 512, units: int = 256, **kwargs):
+    def __init__(
+        self,
+        kind: str = "general",
+        query_dim: int = 512,
+        units: int = 256,
+        scaled: bool = False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if kind not in ("dot", "general", "additive"):
             raise ValueError(f"unknown attention {kind!r}")
-        self.kind, self.query_dim, self.units = kind, query_dim, units
+        self.kind, self.query_dim, self.units, self.scaled = kind, query_dim, units, scaled
         if kind == "general":
             self.key_proj = keras.layers.Dense(query_dim, use_bias=False, name="key_proj")
         elif kind == "additive":
@@ -50,6 +58,8 @@ class Attention(keras.layers.Layer):
             scores = ops.squeeze(self.energy(hidden), -1)
         else:
             scores = ops.matmul(query, ops.transpose(keys, (0, 2, 1)))
+            if self.scaled:  # keeps the softmax from saturating before alignment is learned
+                scores = scores / ops.sqrt(ops.cast(self.query_dim, scores.dtype))
         scores = ops.where(mask[:, None, :], scores, ops.cast(MASKED_SCORE, scores.dtype))
         weights = ops.softmax(scores, axis=-1)
         return ops.matmul(weights, memory), weights
@@ -60,4 +70,5 @@ class Attention(keras.layers.Layer):
             "kind": self.kind,
             "query_dim": self.query_dim,
             "units": self.units,
+            "scaled": self.scaled,
         }

@@ -94,6 +94,7 @@ class Decoder(keras.layers.Layer):
         dropout: float = 0.0,
         input_feeding: bool = False,
         tie_embeddings: bool = False,
+        attention_scaled: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -113,12 +114,17 @@ class Decoder(keras.layers.Layer):
             dropout=dropout,
             input_feeding=input_feeding,
             tie_embeddings=tie_embeddings,
+            attention_scaled=attention_scaled,
         )
         self.input_feeding = input_feeding
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.rnns = [recurrent_layer(cell, units, name=f"rnn_{i}") for i in range(num_layers)]
         self.attention = Attention(
-            attention, query_dim=units, units=attention_dim, name="attention"
+            attention,
+            query_dim=units,
+            units=attention_dim,
+            scaled=attention_scaled,
+            name="attention",
         )
         self.combine = keras.layers.Dense(
             attention_dim, activation="tanh", use_bias=False, name="combine"
@@ -275,6 +281,7 @@ class Seq2Seq(keras.Model):
         input_feeding: bool = False,
         bridge: str = "final",
         tie_embeddings: bool = False,
+        attention_scaled: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -292,6 +299,7 @@ class Seq2Seq(keras.Model):
             input_feeding=input_feeding,
             bridge=bridge,
             tie_embeddings=tie_embeddings,
+            attention_scaled=attention_scaled,
         )
         self.encoder = Encoder(
             src_vocab_size,
@@ -314,6 +322,7 @@ class Seq2Seq(keras.Model):
             dropout=dropout,
             input_feeding=input_feeding,
             tie_embeddings=tie_embeddings,
+            attention_scaled=attention_scaled,
             name="decoder",
         )
         self.label_smoothing = 0.0
