@@ -10,10 +10,6 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files, not windows; notebooks switch to their inline backend themselves
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
