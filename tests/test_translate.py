@@ -23,6 +23,9 @@ def test_empty_and_over_long_input_get_defined_answers(translator, capsys):
     assert out[0].text == "" and out[1].text == ""
     assert out[2].text and out[3].text is not None
     assert "translating its first" in capsys.readouterr().err
+    [unknown] = translator.translate(["𓀀𓀁𓀂 ꙮꙮ"])  # nothing the vocabulary knows
+    assert translator.src_tok.encode(["𓀀𓀁𓀂 ꙮꙮ"])[0].count(1) >= 2  # unknown pieces
+    assert isinstance(unknown.text, str) and unknown.nbest
 
 
 def test_a_sentence_translates_the_same_alone_and_in_a_batch(translator):
