@@ -38,3 +38,17 @@ def test_config_round_trip():
     clone = Attention.from_config(att.get_config())
     assert (clone.kind, clone.query_dim, clone.units) == ("additive", 8, 3)
     assert keras.saving.get_registered_object("s2s>Attention") is Attention
+
+
+def test_scaled_scores_are_divided_by_the_square_root_of_the_query_width():
+
+    query, memory = keras.random.normal((2, 3, 16), seed=1), keras.random.normal((2, 5, 16), seed=2)
+    mask = np.ones((2, 5), bool)
+    plain = Attention("dot", query_dim=16)
+    scaled = Attention("dot", query_dim=16, scaled=True)
+    _, w_plain = plain(query, plain.keys(memory), memory, mask)
+    _, w_scaled = scaled(query, scaled.keys(memory), memory, mask)
+    scores = np.einsum("btd,bsd->bts", np.asarray(query), np.asarray(memory)) / 4.0
+    expected = np.exp(scores) / np.exp(scores).sum(-1, keepdims=True)
+    np.testing.assert_allclose(w_scaled, expected, rtol=1e-5)
+    assert np.asarray(w_plain).max() > np.asarray(w_scaled).max()  # sharper without scaling
