@@ -26,6 +26,17 @@ def flatten(config: dict, prefix: str = "") -> dict:
     return flat
 
 
+# What the code did before these settings existed (for run folders older than the key).
+BEFORE_THE_KEY = {
+    "model.attention_scaled": False,
+    "model.input_feeding": False,
+    "model.bridge": "final",
+    "model.tie_embeddings": False,
+    "train.lr_schedule": "constant",
+    "train.average_last": 0,
+}
+
+
 def config_diff(config: dict) -> str:
     """``key=value`` for every setting that differs from the pair's defaults."""
     pair = f"{config['data']['src_lang']}-{config['data']['tgt_lang']}"
@@ -35,6 +46,12 @@ def config_diff(config: dict) -> str:
         base = {}
     ours = flatten(config)
     changed = [f"{k}={v}" for k, v in ours.items() if base.get(k, object()) != v]
+    # A run older than a setting ran with what the code did before the setting existed.
+    changed += [
+        f"{k}={BEFORE_THE_KEY[k]} (before the key)"
+        for k in base
+        if k not in ours and k in BEFORE_THE_KEY and BEFORE_THE_KEY[k] != base[k]
+    ]
     return ", ".join(changed) or "defaults"
 
 
@@ -102,7 +119,8 @@ def experiment_log(run_dirs: list[Path]) -> str:
     header = (
         "# Experiment log\n\n"
         "Made by `python -m s2s experiments` from the run folders (do not edit by hand). "
-        "Dev BLEU is greedy on the dev split after each epoch (best epoch shown); test BLEU is "
-        "beam search with the run's settings, sacreBLEU, multi-reference.\n\n"
+        "Dev BLEU is greedy on the dev split (the best epoch, or the average of the last "
+        "epochs when that was better and used); test BLEU is beam search with the run's "
+        "settings, sacreBLEU, multi-reference.\n\n"
     )
     return header + markdown(rows)

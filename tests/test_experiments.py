@@ -1,0 +1,15 @@
+import json
+
+from s2s import runs
+from s2s.experiments import experiment_log, summarize
+
+
+def test_the_log_row_comes_from_what_the_run_wrote(trained_run, tmp_path):
+    row = summarize(trained_run)
+    report = json.loads((trained_run / "eval" / "test.json").read_text())
+    state = runs.read_state(runs.RunPaths(trained_run))
+    assert row["test_bleu"] == report["bleu"] and row["epochs"] == state["epoch"] == 2
+    assert "train.epochs=2" in row["changes"] and "model.embedding_dim=32" in row["changes"]
+    assert row["tok_s"] > 0
+    table = experiment_log([trained_run, tmp_path])  # not a run folder: skipped
+    assert table.count(str(trained_run)) == 1 and "| test BLEU |" in table
