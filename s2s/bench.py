@@ -158,20 +158,37 @@ def sentences_per_s(translator: Translator, sentences: list[str], repeats: int =
     return figures
 
 
-def savedmodel_latency_ms(run_dir: Path, sentences: list[str]) -> list[float]:
-    """Batch-1 latency of the exported ``serving_default`` signature, one figure per request."""
+def serving_figures(run_dir: Path, translator: Translator, sentences: list[str]) -> dict:
+    """The exported ``serving_default`` against the Python path on the same sentences:
+    batch-1 latency per request (ms) and batch-32 throughput (sentences/s)."""
     from s2s.export import export
 
+    def timed(call, batches) -> list[float]:
+        call(batches[0])  # trace / warm up
+        figures = []
+        for batch in batches:
+            t = time.perf_counter()
+            call(batch)
+            figures.append(time.perf_counter() - t)
+        return figures
+
+    singles = [[s] for s in sentences]
+    thirty_twos = [sentences[i : i + 32] for i in range(0, len(sentences) - 31, 32)]
     with tempfile.TemporaryDirectory() as tmp:
         served = tf.saved_model.load(str(export(run_dir, Path(tmp))))
-        translate = served.signatures["serving_default"]
-        translate(text=tf.constant([sentences[0]]))
-        figures = []
-        for sentence in sentences:
-            t = time.perf_counter()
-            translate(text=tf.constant([sentence]))["translation"].numpy()
-            figures.append(1000 * (time.perf_counter() - t))
-    return figures
+        signature = served.signatures["serving_default"]
+
+        def serve(batch):
+            return signature(text=tf.constant(batch))["translation"].numpy()
+
+        paths = {"savedmodel": serve, "python": translator.translate}
+        out = {}
+        for name, call in paths.items():
+            latency = [1000 * x for x in timed(call, singles)]
+            out[f"{name}_p50_ms"] = float(np.percentile(latency, 50))
+            out[f"{name}_p95_ms"] = float(np.percentile(latency, 95))
+            out[f"{name}_batch32_sent_per_s"] = spread([32 / x for x in timed(call, thirty_twos)])
+    return out
 
 
 # -- the whole benchmark ----------------------------------------------------------------------
@@ -233,10 +250,9 @@ def run_bench(
             results[f"{name}_sent_per_s_batch{batch}"] = spread(sentences_per_s(translator, subset))
 
     if trained:
-        log("SavedModel latency, batch 1 ...")
-        latencies = savedmodel_latency_ms(trained_run, sources[:100])
-        results["savedmodel_p50_ms"] = float(np.percentile(latencies, 50))
-        results["savedmodel_p95_ms"] = float(np.percentile(latencies, 95))
+        log("SavedModel vs Python: batch-1 latency, batch-32 throughput ...")
+        translator = Translator.from_config(model, src_tok, tgt_tok, config)
+        results.update(serving_figures(trained_run, translator, sources[:128]))
     return results
 
 

@@ -45,6 +45,8 @@ def test_bench_reports_every_figure(trained_run, tmp_path, corpus_file):
     ):
         assert results[key]["median"] > 0 and results[key]["min"] <= results[key]["max"], key
     assert 0 < results["train_mfu"]["median"] < 1
-    assert results["savedmodel_p95_ms"] >= results["savedmodel_p50_ms"] > 0
+    for path in ("savedmodel", "python"):
+        assert results[f"{path}_p95_ms"] >= results[f"{path}_p50_ms"] > 0
+        assert results[f"{path}_batch32_sent_per_s"]["median"] > 0
     assert results["peak_rss_mb"] > 100
     assert "train_tokens_per_s" in table(results)
