@@ -87,7 +87,8 @@ def load_config(
     overrides: list[str] | tuple[str, ...] = (),
 ) -> dict:
     """Defaults, then the pair's file (``data/<lang>.yaml`` or ``path``), then the overrides."""
-    config = read_yaml(CONFIG_DIR / "defaults.yaml")
+    defaults = read_yaml(CONFIG_DIR / "defaults.yaml")
+    config = copy.deepcopy(defaults)
     if path is None and lang is not None:
         path = CONFIG_DIR / f"{lang}.yaml"
         if not path.exists():
@@ -97,7 +98,7 @@ def load_config(
         config = merge(config, read_yaml(Path(path)))
     for assignment in overrides:
         apply_override(config, assignment)
-    coerce_types(read_yaml(CONFIG_DIR / "defaults.yaml"), config)
+    coerce_types(defaults, config)
     validate(config)
     return config
 

@@ -98,16 +98,16 @@ def _one_path_search(model, src, choose, alpha, max_len_a, max_len_b, return_att
     batch = tf.shape(src)[0]
     memory, keys, mask, states = model.encode(src)
     limit, steps = max_output_lengths(src, max_len_a, max_len_b)
-    keep = tf.shape(src)[1] if return_attention else 0  # attention columns kept
 
-    def body(t, tokens, states, finished, log_prob, length, out, attention):
+    def body(t, tokens, states, finished, log_prob, length, out, attention):  # attention: () or TA
         logits, states, weights = model.decode_step(tokens, states, memory, keys, mask)
         token, token_log_prob = choose(_log_probs(logits, t, limit), t)
         token = tf.where(finished, PAD_ID, token)
         log_prob += tf.where(finished, 0.0, token_log_prob)
         length += tf.cast(tf.logical_not(finished), tf.int32)
         finished = tf.logical_or(finished, tf.equal(token, EOS_ID))
-        attention = attention.write(t, weights[:, :keep])
+        if return_attention:
+            attention = attention.write(t, weights)
         return t + 1, token, states, finished, log_prob, length, out.write(t, token), attention
 
     def cond(t, tokens, states, finished, *_):
@@ -121,7 +121,9 @@ def _one_path_search(model, src, choose, alpha, max_len_a, max_len_b, return_att
         tf.zeros([batch]),
         tf.zeros([batch], tf.int32),
         tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
-        tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None]),
+        tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None])
+        if return_attention
+        else (),
     )
     *_, log_prob, length, out, attention = tf.while_loop(cond, body, init)
     ids = tf.transpose(out.stack(), [1, 0])
@@ -176,45 +178,38 @@ def beam_search(
 
     first_beam_only = tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], axis=0)
     alive_log_prob = tf.tile(first_beam_only[None, :], [batch, 1])
-    alive_seq = tf.zeros([batch, k, steps], tf.int32)
-    finished_seq = tf.zeros([batch, k, steps], tf.int32)
     finished_score = tf.fill([batch, k], NEG_INF)
     rank_may_finish = tf.range(2 * k) < k
-    keep = tf.shape(src)[1] if return_attention else 0  # attention columns kept
-    alive_attention = tf.zeros([batch, k, steps, keep])
-    finished_attention = tf.zeros([batch, k, steps, keep])
-    at_t = lambda t: tf.one_hot(t, steps)[None, None, :, None]  # noqa: E731
+    # What each hypothesis carries, one entry per step: its tokens, and its attention weights
+    # only when asked for. Alive and finished sets share one layout [B, K, steps, ...].
+    history = {"seq": tf.zeros([batch, k, steps], tf.int32)}
+    if return_attention:
+        history["attention"] = tf.zeros([batch, k, steps, tf.shape(src)[1]])
+    gather = lambda nest, index: tf.nest.map_structure(  # noqa: E731
+        lambda x: _gather_beams(x, index), nest
+    )
 
-    def body(
-        t,
-        tokens,
-        states,
-        alive_seq,
-        alive_log_prob,
-        finished_seq,
-        finished_score,
-        done,
-        alive_attention,
-        finished_attention,
-    ):
+    def write(histories, step_values, t):
+        """Put ``step_values [B, 2K, ...]`` at step ``t`` of ``histories [B, 2K, T, ...]``."""
+
+        def one(history, value):
+            at = tf.one_hot(t, steps, dtype=history.dtype)
+            at = tf.reshape(at, [1, 1, -1] + [1] * (len(value.shape) - 2))
+            return history + at * tf.expand_dims(value, 2)
+
+        return tf.nest.map_structure(one, histories, step_values)
+
+    def body(t, tokens, states, alive, alive_log_prob, finished, finished_score, done):
         logits, states, weights = model.decode_step(tokens, states, memory, keys, mask)
         log_probs = _split(_log_probs(logits, t, limit), batch, k)  # [B, K, V]
         vocab = tf.shape(log_probs)[-1]
         candidates = tf.reshape(alive_log_prob[:, :, None] + log_probs, [batch, k * vocab])
         top_log_prob, top_index = tf.math.top_k(candidates, k=2 * k)
         top_beam, top_token = top_index // vocab, top_index % vocab
-        top_seq = _gather_beams(alive_seq, top_beam)
-        top_seq += top_token[:, :, None] * tf.one_hot(t, steps, dtype=tf.int32)[None, None, :]
-        # Without return_attention, empty tensors [..., 0] are carried (the 0 must stay static).
-        weights = (
-            _split(weights, batch, k)
-            if return_attention
-            else tf.zeros_like(alive_attention[:, :, 0, :])
-        )
-        top_attention = (
-            _gather_beams(alive_attention, top_beam)
-            + at_t(t) * _gather_beams(weights, top_beam)[:, :, None, :]
-        )
+        step = {"seq": top_token}
+        if return_attention:
+            step["attention"] = _gather_beams(_split(weights, batch, k), top_beam)
+        top = write(gather(alive, top_beam), step, t)
         is_eos = tf.equal(top_token, EOS_ID)
 
         # Finished: </s> candidates among the best K, scored with the length penalty.
@@ -223,20 +218,22 @@ def beam_search(
         merged_score, merged_index = tf.math.top_k(
             tf.concat([finished_score, new_score], axis=1), k=k
         )
-        merged_seq = _gather_beams(tf.concat([finished_seq, top_seq], axis=1), merged_index)
-        merged_attention = _gather_beams(
-            tf.concat([finished_attention, top_attention], axis=1), merged_index
+        merged = gather(
+            tf.nest.map_structure(lambda f, c: tf.concat([f, c], axis=1), finished, top),
+            merged_index,
         )
         finished_score = tf.where(done[:, None], finished_score, merged_score)
-        finished_seq = tf.where(done[:, None, None], finished_seq, merged_seq)
-        finished_attention = tf.where(
-            done[:, None, None, None], finished_attention, merged_attention
+        finished = tf.nest.map_structure(  # done sentences are frozen
+            lambda old, new: tf.where(
+                tf.reshape(done, [-1] + [1] * (len(new.shape) - 1)), old, new
+            ),
+            finished,
+            merged,
         )
 
         # Alive: the best K candidates that did not end.
         alive_log_prob, alive_index = tf.math.top_k(tf.where(is_eos, NEG_INF, top_log_prob), k=k)
-        alive_seq = _gather_beams(top_seq, alive_index)
-        alive_attention = _gather_beams(top_attention, alive_index)
+        alive = gather(top, alive_index)
         parent = _gather_beams(top_beam, alive_index) + tf.range(batch)[:, None] * k
         tokens = tf.reshape(_gather_beams(top_token, alive_index), [-1])
         states = tf.nest.map_structure(lambda s: tf.gather(s, tf.reshape(parent, [-1])), states)
@@ -247,35 +244,22 @@ def beam_search(
         full = finished_score[:, k - 1] > _FINISHED_THRESHOLD
         alive_best = alive_log_prob[:, 0] / length_penalty(t + 1, alpha)
         done = tf.logical_or(done, tf.logical_and(full, alive_best <= finished_score[:, k - 1]))
-        return (
-            t + 1,
-            tokens,
-            states,
-            alive_seq,
-            alive_log_prob,
-            finished_seq,
-            finished_score,
-            done,
-            alive_attention,
-            finished_attention,
-        )
+        return t + 1, tokens, states, alive, alive_log_prob, finished, finished_score, done
 
     def cond(t, *args):
-        return tf.logical_and(t < steps, tf.logical_not(tf.reduce_all(args[6])))
+        return tf.logical_and(t < steps, tf.logical_not(tf.reduce_all(args[-1])))
 
     init = (
         tf.constant(0),
         tf.fill([batch * k], BOS_ID),
         states,
-        alive_seq,
+        history,
         alive_log_prob,
-        finished_seq,
+        history,
         finished_score,
         tf.zeros([batch], tf.bool),
-        alive_attention,
-        finished_attention,
     )
-    t, *_, finished_seq, finished_score, _, _, finished_attention = tf.while_loop(cond, body, init)
+    t, *_, finished, finished_score, _ = tf.while_loop(cond, body, init)
     if return_attention:
-        return finished_seq[:, :, :t], finished_score, finished_attention[:, :, :t]
-    return finished_seq[:, :, :t], finished_score
+        return finished["seq"][:, :, :t], finished_score, finished["attention"][:, :, :t]
+    return finished["seq"][:, :, :t], finished_score

@@ -206,7 +206,8 @@ class RunKeeper(keras.callbacks.Callback):
     ):
         super().__init__()
         self.paths, self.translator, self.state, self.log = paths, translator, state, log
-        self.dev, self.config = dev, config
+        self.dev_sources, self.dev_refs = data_lib.references(dev)  # once, not every epoch
+        self.config = config
         self.budget_s = 60.0 * config["train"]["max_minutes"]
         self.patience = config["train"]["patience"]
         self.average_last = config["train"]["average_last"]
@@ -235,7 +236,7 @@ class RunKeeper(keras.callbacks.Callback):
             return
         logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         t = time.perf_counter()
-        dev = dev_scores(self.translator, self.dev, self.config)
+        dev = dev_scores(self.translator, self.dev_sources, self.dev_refs, self.config)
         logs.update(val_bleu=dev.bleu, val_chrf=dev.chrf, elapsed_min=self.elapsed() / 60)
         self.model.save_weights(self.paths.last_weights)
         self._keep_epoch_weights(epoch + 1)
@@ -281,9 +282,8 @@ def average_checkpoints(model: keras.Model, files: list[Path]) -> keras.Model:
     return model
 
 
-def dev_scores(translator: Translator, dev: data_lib.pd.DataFrame, config: dict):
-    """BLEU and chrF of ``translator`` on the dev split."""
-    sources, refs = data_lib.references(dev)
+def dev_scores(translator: Translator, sources: list[str], refs: list[list[str]], config: dict):
+    """BLEU and chrF of ``translator`` on the dev sources against all their references."""
     hyps = [h.text for h in translator.translate(sources)]
     return score(hyps, refs, config["data"]["tgt_lang"], config["eval"]["tokenize"])
 
@@ -386,7 +386,7 @@ def try_averaging(config, paths, state, splits, src_tok, tgt_tok, log=print):
     translator = Translator.from_config(
         model, src_tok, tgt_tok, config, beam_size=config["train"]["dev_beam_size"]
     )
-    dev = dev_scores(translator, splits.dev, config)
+    dev = dev_scores(translator, *data_lib.references(splits.dev), config)
     better = dev.bleu > state["best_bleu"]
     log(
         f"average of the last {len(files)} epochs: dev BLEU {dev.bleu:.2f} vs best single "
