@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUN := env -u LANGUAGE LANG=C.UTF-8 LC_ALL=C.UTF-8 PYTHONUTF8=1 TF_CPP_MIN_LOG_LEVEL=2 $(PY)
 
-.PHONY: help install train translate evaluate export bench notebook test lint format clean
+.PHONY: help install train translate evaluate export bench compare notebook test lint format clean
 
 help:
 	@echo "make train LANG=zh-en [ARGS='--set train.epochs=2']  prepare, train, evaluate (runs/<pair>)"
@@ -18,6 +18,7 @@ help:
 	@echo "make evaluate LANG=zh-en                            score runs/<pair> on its test split"
 	@echo "make export LANG=zh-en                              SavedModel in exports/<pair>/<version>"
 	@echo "make bench LANG=zh-en                               speed figures -> bench/results.json"
+	@echo "make compare LANG=zh-en                             cells x attention, 5 min each -> runs/compare/<pair>"
 	@echo "make notebook [LANG=zh-en]                          Jupyter on notebooks/, run runs/<pair>"
 	@echo "make test | make lint | make format | make install"
 
@@ -43,6 +44,9 @@ export: install
 
 bench: install
 	$(RUN) -m s2s bench --lang $(PAIR) $(ARGS)
+
+compare: install
+	$(RUN) -m s2s compare --lang $(PAIR) --out runs/compare/$(PAIR) $(ARGS)
 
 notebook: install
 	env -u LANGUAGE LANG=C.UTF-8 LC_ALL=C.UTF-8 S2S_RUN=$(CURDIR)/runs/$(PAIR) \

@@ -1,4 +1,4 @@
-"""``python -m s2s train|translate|evaluate|prepare|export|bench|plot|experiments``."""
+"""``python -m s2s train|translate|evaluate|prepare|export|bench|compare|plot|experiments``."""
 
 from __future__ import annotations
 
@@ -165,6 +165,17 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from s2s.compare import compare
+
+    config = load_config(args.lang, args.config, args.overrides)
+    out = Path(args.out or f"runs/compare/{args.lang}")
+    frame = compare(config, out, Path(args.corpus) if args.corpus else None, log=_log)
+    print(frame.to_markdown(index=False))
+    _log(f"written to {out / 'compare.md'} and {out / 'compare.csv'}")
+    return 0
+
+
 def cmd_experiments(args) -> int:
     from s2s.experiments import experiment_log
 
@@ -282,6 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=60.0, help="training measurement length")
     p.add_argument("--out", default="bench/results.json")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("compare", help="train every cell x attention for the same minutes")
+    _config_args(p)
+    p.add_argument("--out", help="folder of the grid's runs and tables (runs/compare/<lang>)")
+    p.add_argument("--corpus", help="corpus file instead of the manifest's")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("plot", help="save a figure as PNG: learning curves or attention")
     p.add_argument("figure", choices=["curves", "attention"])
