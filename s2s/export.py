@@ -48,6 +48,7 @@ class Translation(tf.Module):
         max_len_a: float,
         max_len_b: int,
         max_src_len: int,
+        stopping: str = "exact",
     ):
         super().__init__(name="translation")
         # Save the TensorFlow variables themselves, not the Keras model: through Keras's own
@@ -64,7 +65,7 @@ class Translation(tf.Module):
         self.tgt_sp = tf_text.SentencepieceTokenizer(
             model=tgt_proto, out_type=tf.int32, name="tgt_sentencepiece"
         )
-        self.beam_size, self.alpha = beam_size, alpha
+        self.beam_size, self.alpha, self.stopping = beam_size, alpha, stopping
         self.max_len_a, self.max_len_b, self.max_src_len = max_len_a, max_len_b, max_src_len
 
     def _source_ids(self, text):
@@ -92,7 +93,13 @@ class Translation(tf.Module):
             ids, scores = ids[:, None, :], scores[:, None]
         else:
             ids, scores = beam_search(
-                self.model, src, self.beam_size, self.alpha, self.max_len_a, self.max_len_b
+                self.model,
+                src,
+                self.beam_size,
+                self.alpha,
+                self.max_len_a,
+                self.max_len_b,
+                stopping=self.stopping,
             )
         shape = tf.shape(ids)
         texts = tf.reshape(self._detokenize(tf.reshape(ids, [-1, shape[2]])), shape[:2])
@@ -146,6 +153,7 @@ def export(run_dir: str | Path, out_dir: str | Path, beam_size: int | None = Non
         max_len_a=search["max_len_a"],
         max_len_b=search["max_len_b"],
         max_src_len=config["train"]["bucket_boundaries"][-1] - 1,
+        stopping=search["stopping"],
     )
     out_dir = Path(out_dir)
     target = out_dir / str(next_version(out_dir))
@@ -153,7 +161,9 @@ def export(run_dir: str | Path, out_dir: str | Path, beam_size: int | None = Non
         "run": str(Path(run_dir).resolve()),
         "src_lang": config["data"]["src_lang"],
         "tgt_lang": config["data"]["tgt_lang"],
-        "search": {k: search[k] for k in ("beam_size", "alpha", "max_len_a", "max_len_b")},
+        "search": {
+            k: search[k] for k in ("beam_size", "alpha", "max_len_a", "max_len_b", "stopping")
+        },
         "max_src_pieces": module.max_src_len,
         "signatures": {
             "serving_default": {"inputs": ["text"], "outputs": ["translation", "score"]},

@@ -154,16 +154,26 @@ def beam_search(
     max_len_a: float = 1.5,
     max_len_b: int = 10,
     return_attention: bool = False,
+    stopping: str = "exact",
 ):
     """Batched beam search with alive and finished hypotheses kept apart.
 
     Each step expands the ``K`` alive hypotheses of a sentence into ``2K`` best candidates.
     A candidate ending in ``</s>`` among the best ``K`` moves to the finished set with its
     length-normalised score and never grows again; the best ``K`` other candidates stay alive.
-    A sentence is done when it has ``K`` finished hypotheses and its best alive hypothesis,
-    scored at its current length, cannot beat the worst finished one; every hypothesis is forced
-    to end at the sentence's length limit. The loop ends when every sentence is done. Finished
-    sets of done sentences are frozen, so batch neighbours cannot change a sentence's result.
+    Every hypothesis is forced to end at the sentence's length limit. A sentence is done when it
+    has ``K`` finished hypotheses and none of its alive ones can beat the worst of them:
+
+    - ``stopping="exact"``: no alive hypothesis could, at any length up to the limit. Its
+      log-probability only falls as it grows, and the length penalty only grows, so its best
+      possible score is ``log P / lp(limit + 1)``. (With ``alpha = 0`` this is ``log P``.)
+    - ``stopping="early"``: the best alive hypothesis, ended at its current length, would not
+      (the common heuristic, Hugging Face's default). It stops sooner and makes beam size 1
+      return greedy's result for every ``alpha``; ``exact`` does so for ``alpha = 0``, and
+      otherwise may find a longer hypothesis that greedy missed.
+
+    The loop ends when every sentence is done. Finished sets of done sentences are frozen, so
+    batch neighbours cannot change a sentence's result.
 
     Returns ``(ids [B, K, T], scores [B, K])``, best first, plus the attention weights of each
     returned hypothesis ``[B, K, T, S]`` when asked.
@@ -171,7 +181,10 @@ def beam_search(
     k = beam_size
     batch = tf.shape(src)[0]
     memory, keys, mask, states = model.encode(src)
+    if stopping not in ("exact", "early"):
+        raise ValueError(f"stopping must be 'exact' or 'early', not {stopping!r}")
     limit, steps = max_output_lengths(src, max_len_a, max_len_b)
+    longest_penalty = length_penalty(limit + 1, alpha)  # [B]: </s> included
     tile = lambda x: tf.repeat(x, k, axis=0)  # noqa: E731  [B, ...] -> [B*K, ...]
     memory, keys, mask, limit = tile(memory), tile(keys), tile(mask), tile(limit)
     states = tf.nest.map_structure(tile, states)
@@ -238,11 +251,10 @@ def beam_search(
         tokens = tf.reshape(_gather_beams(top_token, alive_index), [-1])
         states = tf.nest.map_structure(lambda s: tf.gather(s, tf.reshape(parent, [-1])), states)
 
-        # Done: K finished, and no alive hypothesis, ended at its current length, would beat the
-        # worst of them. With alpha = 0 this is exact (log-probabilities only fall); with
-        # alpha > 0 it is the usual heuristic, and it makes beam size 1 stop where greedy stops.
+        # Done: K finished, and the best alive hypothesis cannot beat the worst of them.
         full = finished_score[:, k - 1] > _FINISHED_THRESHOLD
-        alive_best = alive_log_prob[:, 0] / length_penalty(t + 1, alpha)
+        penalty = longest_penalty if stopping == "exact" else length_penalty(t + 1, alpha)
+        alive_best = alive_log_prob[:, 0] / penalty
         done = tf.logical_or(done, tf.logical_and(full, alive_best <= finished_score[:, k - 1]))
         return t + 1, tokens, states, alive, alive_log_prob, finished, finished_score, done
 

@@ -137,9 +137,12 @@ def load_trained(run_dir: str | Path, weights: str = "best"):
             f"{paths.root} is not a run folder (no config.yaml); "
             f"train one with: make train LANG=zh-en"
         )
-    from s2s.config import read_yaml
+    from s2s.config import CONFIG_DIR, read_yaml
 
     config = read_yaml(paths.config)
+    # Search settings added after the run was made take today's defaults (the model's own
+    # sections must stay as the run had them).
+    config["search"] = {**read_yaml(CONFIG_DIR / "defaults.yaml")["search"], **config["search"]}
     src_tok, tgt_tok = Tokenizer(paths.spm("src")), Tokenizer(paths.spm("tgt"))
     if weights == "best" and paths.model.exists():
         model = keras.saving.load_model(paths.model, compile=False)

@@ -58,13 +58,14 @@ class Translator:
         batch_size: int = 64,
         max_src_len: int = 200,
         sampling: Sampling | None = None,
+        stopping: str = "exact",
     ):
         self.model, self.src_tok, self.tgt_tok = model, src_tokenizer, tgt_tokenizer
         self.src_lang = src_lang
         self.beam_size, self.alpha = beam_size, alpha
         self.max_len_a, self.max_len_b = max_len_a, max_len_b
         self.batch_size, self.max_src_len = batch_size, max_src_len
-        self.sampling = sampling
+        self.sampling, self.stopping = sampling, stopping
         self.traces = 0
         spec = [tf.TensorSpec([None, None], tf.int32)]
         self._search = tf.function(self._traced_search, input_signature=spec)
@@ -90,6 +91,7 @@ class Translator:
             batch_size=search["batch_size"],
             max_src_len=config["train"]["bucket_boundaries"][-1] - 1,
             sampling=sampling,
+            stopping=search["stopping"],
         )
 
     def _search_fn(self, src, return_attention: bool = False):
@@ -103,7 +105,9 @@ class Translator:
         elif self.beam_size == 1:
             out = greedy_search(self.model, src, *lengths, return_attention)
         else:
-            return beam_search(self.model, src, self.beam_size, *lengths, return_attention)
+            return beam_search(
+                self.model, src, self.beam_size, *lengths, return_attention, self.stopping
+            )
         return tuple(x[:, None] for x in out)
 
     def search_ids(self, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

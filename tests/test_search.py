@@ -84,17 +84,58 @@ def test_length_penalty_changes_the_ranking():
     np.testing.assert_allclose(score[0, 0], np.log(0.4) / length_penalty(2, 2.0), rtol=1e-4)
 
 
-@pytest.mark.parametrize("alpha", [0.0, 0.6])
-def test_beam_size_one_is_exactly_greedy(alpha):
+# Ending at once scores log 0.6 = -0.51. "A B </s>" has log P = log(0.4 * 0.99 * 0.99) = -0.94,
+# but with alpha = 3 its length penalty (8/6)^3 = 2.37 lifts it to -0.40: it wins.
+LATE_WINNER = {
+    BOS_ID: {EOS_ID: 0.6, A: 0.4},
+    A: {B: 0.99, EOS_ID: 0.01},
+    B: {EOS_ID: 0.99, A: 0.01},
+}
+
+
+def test_exact_stopping_keeps_searching_while_a_longer_hypothesis_can_still_win():
+    model = MarkovModel(LATE_WINNER)
+    src = np.array([[7]], np.int32)  # limit 0 * 1 + 3 = 3 pieces, lp(4) = 1.5^3 = 3.375
+    kwargs = dict(beam_size=1, alpha=3.0, max_len_a=0.0, max_len_b=3)
+    # After step 1 "A" could still reach -0.92 / 3.375 = -0.27 > -0.51: exact goes on ...
+    ids, scores = beam_search(model, src, stopping="exact", **kwargs)
+    assert ids.numpy()[0, 0].tolist() == [A, B, EOS_ID]  # ... and stops right after finding it
+    np.testing.assert_allclose(scores[0, 0], np.log(0.4 * 0.99**2) / (8 / 6) ** 3, rtol=1e-4)
+    # Early stopping scores "A" at its current length (-0.92 / lp(1) = -0.92) and gives up.
+    ids, scores = beam_search(model, src, stopping="early", **kwargs)
+    assert ids.numpy()[0, 0].tolist() == [EOS_ID]
+    np.testing.assert_allclose(scores[0, 0], np.log(0.6), rtol=1e-4)
+    greedy_ids, _ = greedy_search(model, src, alpha=3.0, max_len_a=0.0, max_len_b=3)
+    assert greedy_ids.numpy()[0].tolist() == [EOS_ID]
+
+
+def test_exact_stopping_rejects_unknown_rules():
+    with pytest.raises(ValueError, match="stopping"):
+        beam_search(MarkovModel(LATE_WINNER), SRC, beam_size=2, stopping="never")
+
+
+@pytest.mark.parametrize(
+    "alpha, stopping", [(0.0, "exact"), (0.0, "early"), (0.6, "early"), (1.0, "early")]
+)
+def test_beam_size_one_is_exactly_greedy(alpha, stopping):
     model = random_model(seed=3)
     src = random_batch(np.random.default_rng(3), 16, 9, 50)
     greedy_ids, greedy_scores = greedy_search(model, src, alpha=alpha)
-    beam_ids, beam_scores = beam_search(model, src, beam_size=1, alpha=alpha)
+    beam_ids, beam_scores = beam_search(model, src, beam_size=1, alpha=alpha, stopping=stopping)
     width = greedy_ids.shape[1]
     assert beam_ids.shape[2] >= width
     np.testing.assert_array_equal(beam_ids.numpy()[:, 0, :width], greedy_ids.numpy())
     assert not beam_ids.numpy()[:, 0, width:].any()
     np.testing.assert_allclose(beam_scores.numpy()[:, 0], greedy_scores.numpy(), rtol=1e-6)
+
+
+def test_exact_beam_one_never_scores_below_greedy():
+    # Greedy's hypothesis enters beam 1's finished set; exact search only replaces it by better.
+    model = random_model(seed=8, sharpen=2.0)
+    src = random_batch(np.random.default_rng(8), 32, 9, 50)
+    _, greedy_scores = greedy_search(model, src, alpha=1.0)
+    _, beam_scores = beam_search(model, src, beam_size=1, alpha=1.0, stopping="exact")
+    assert (beam_scores.numpy()[:, 0] >= greedy_scores.numpy() - 1e-5).all()
 
 
 @pytest.mark.parametrize("search", ["greedy", "beam"])
