@@ -62,11 +62,20 @@ def cmd_prepare(args) -> int:
     from s2s import data as data_lib
 
     config = load_config(args.lang, args.config, args.overrides)
-    splits, report = data_lib.prepare(config, Path(args.corpus) if args.corpus else None)
+    frame, report = data_lib.read_and_clean(config, Path(args.corpus) if args.corpus else None)
     _log(report.summary())
-    _log(f"split: {splits.sizes()}")
-    if args.report:
+    if args.report:  # before the split, which may refuse a corpus too small to hold out from
         Path(args.report).write_text(json.dumps(report.as_dict(), indent=2), encoding="utf-8")
+    data = config["data"]
+    splits = data_lib.split(frame, data["dev_sources"], data["test_sources"], data["seed"])
+    _log(f"split: {splits.sizes()}")
+    if args.stats:
+        from s2s import corpus_stats
+
+        stats = corpus_stats.corpus_stats(splits, config, Path(args.spm) if args.spm else None)
+        print(corpus_stats.render(stats, config))
+        langs = (data["src_lang"], data["tgt_lang"])
+        _log(f"written to {corpus_stats.length_histogram(stats['lengths'], args.plot, langs)}")
     return 0
 
 
@@ -171,7 +180,7 @@ def cmd_compare(args) -> int:
     config = load_config(args.lang, args.config, args.overrides)
     out = Path(args.out or f"runs/compare/{args.lang}")
     frame = compare(config, out, Path(args.corpus) if args.corpus else None, log=_log)
-    print(frame.to_markdown(index=False))
+    print(frame.to_markdown(index=False, intfmt=","))
     _log(f"written to {out / 'compare.md'} and {out / 'compare.csv'}")
     return 0
 
@@ -246,6 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p)
     p.add_argument("--corpus", help="corpus file instead of the manifest's")
     p.add_argument("--report", help="write the cleaning report as JSON here")
+    p.add_argument(
+        "--stats",
+        action="store_true",
+        help="also print length percentiles, pairs lost per maximum length, vocabulary coverage",
+    )
+    p.add_argument("--plot", default="lengths.png", help="--stats: length histogram PNG")
+    p.add_argument("--spm", help="--stats: a run's spm/ folder (default: train models now)")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("translate", help="translate stdin (or --input) line by line")

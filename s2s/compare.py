@@ -80,4 +80,6 @@ def table(frame: pd.DataFrame) -> pd.DataFrame:
 def write_table(frame: pd.DataFrame, out: Path) -> None:
     shown = table(frame)
     shown.to_csv(out / "compare.csv", index=False)
-    (out / "compare.md").write_text(shown.to_markdown(index=False) + "\n", encoding="utf-8")
+    (out / "compare.md").write_text(
+        shown.to_markdown(index=False, intfmt=",") + "\n", encoding="utf-8"
+    )

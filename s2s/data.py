@@ -6,9 +6,11 @@ and dev/test keep every reference of a source for multi-reference scoring.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,20 +67,49 @@ class CleaningReport:
         return "\n".join(rows)
 
 
-def normalize(text: str, lang: str) -> str:
-    """NFKC, control characters dropped, spaces collapsed; Chinese keeps full-width punctuation."""
+def normalize(text: str, lang: str, script: str = "keep") -> str:
+    """NFKC, control characters dropped, spaces collapsed; Chinese keeps full-width punctuation.
+
+    ``script="simplified"`` also converts traditional Chinese characters to simplified ones
+    (Chinese text only), character by character with OpenCC's table (see :func:`simplified`).
+    """
     text = _CONTROL.sub("", text)
     if lang == "zh":
         parts = _CJK_PUNCT_RUN.split(text)
         text = "".join(
             p if i % 2 else unicodedata.normalize("NFKC", p) for i, p in enumerate(parts)
         )
+        if script == "simplified":
+            text = text.translate(simplified())
     else:
         text = unicodedata.normalize("NFKC", text)
     return _SPACES.sub(" ", text).strip()
 
 
-def normalization_rules(lang: str) -> str:
+SCRIPTS = ("keep", "simplified")
+_HAN_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F))
+
+
+@functools.cache
+def simplified() -> dict[int, str]:
+    """Traditional -> simplified Chinese, one character at a time (a ``str.translate`` table).
+
+    Built from OpenCC's ``t2s`` conversion (the official OpenCC package, maintained, with
+    wheels for this Python). Character by character rather than OpenCC's phrase-level
+    conversion, so that the same table can be written into the SentencePiece models and the
+    exported model normalises input exactly as Python does; phrases whose simplified form
+    depends on context (a few hundred, e.g. 乾 in 乾隆) keep the common reading.
+    """
+    import opencc
+
+    chars = [chr(cp) for low, high in _HAN_RANGES for cp in range(low, high + 1)]
+    converted = opencc.OpenCC("t2s").convert("\n".join(chars)).split("\n")
+    if len(converted) != len(chars):
+        raise RuntimeError("OpenCC changed the number of lines of the character list")
+    return {ord(c): s for c, s in zip(chars, converted, strict=True) if s != c}
+
+
+def normalization_rules(lang: str, script: str = "keep") -> str:
     """:func:`normalize` as SentencePiece rules (TSV: code points -> code points, in hex).
 
     Trained into each SentencePiece model, so a tokenizer normalises raw text exactly like the
@@ -86,6 +117,7 @@ def normalization_rules(lang: str) -> str:
     expressed as a rule; every other character that :func:`normalize` changes is listed.
     """
     keep = set(CJK_PUNCTUATION) if lang == "zh" else set()
+    to_simplified = simplified() if lang == "zh" and script == "simplified" else {}
     rows = []
     for cp in range(1, 0x110000):
         char = chr(cp)
@@ -94,11 +126,14 @@ def normalization_rules(lang: str) -> str:
         if _CONTROL.match(char):
             rows.append(f"{cp:X}\t")  # removed
             continue
-        target = unicodedata.normalize("NFKC", char)
+        target = unicodedata.normalize("NFKC", char).translate(to_simplified)
         target = " " if _SPACES.fullmatch(target) else target
         if target != char:
             rows.append(f"{cp:X}\t" + " ".join(f"{ord(c):X}" for c in target))
     return "\n".join(rows) + "\n"
+
+
+CHUNK_LINES = 100_000  # lines read, normalised and cleaned at a time (bounds the memory)
 
 
 def read_tsv(
@@ -109,7 +144,19 @@ def read_tsv(
     Lines that are not valid UTF-8 or lack the needed columns are counted, not raised.
     """
     report = CleaningReport(path=str(path))
-    records = []
+    return _concat(iter_tsv(path, columns, src_lang, tgt_lang, report, limit)), report
+
+
+def iter_tsv(
+    path: Path,
+    columns: dict,
+    src_lang: str,
+    tgt_lang: str,
+    report: CleaningReport,
+    limit: int | None = None,
+    chunk_lines: int = CHUNK_LINES,
+) -> Iterator[pd.DataFrame]:
+    """:func:`read_tsv` in frames of at most ``chunk_lines`` lines, counting into ``report``."""
     try:
         fh = open(path, "rb")
     except OSError as e:
@@ -122,7 +169,9 @@ def read_tsv(
         for lang in (src_lang, tgt_lang):
             if lang not in columns:
                 raise CorpusError(f"{path}: no column for {lang!r} (columns: {columns})")
-        need = max(columns[src_lang], columns[tgt_lang]) + 1
+        src_col, tgt_col = columns[src_lang], columns[tgt_lang]
+        need = max(src_col, tgt_col) + 1
+        records = []
         for line_no, raw in enumerate(fh, start=2 if header is not None else 1):
             if limit is not None and report.lines_read >= limit:
                 break
@@ -136,10 +185,23 @@ def read_tsv(
             if len(fields) < need:
                 report.drop("wrong_columns", line_no)
                 continue
-            records.append((line_no, fields[columns[src_lang]], fields[columns[tgt_lang]]))
+            records.append((line_no, fields[src_col], fields[tgt_col]))
+            if len(records) == chunk_lines:
+                yield _frame(records)
+                records = []
+        if records:
+            yield _frame(records)
     if report.lines_read == 0:
         raise CorpusError(f"{path}: the file is empty")
-    return pd.DataFrame.from_records(records, columns=["line", "src", "tgt"]), report
+
+
+def _frame(records: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame.from_records(records, columns=["line", "src", "tgt"])
+
+
+def _concat(chunks) -> pd.DataFrame:
+    frames = list(chunks)
+    return pd.concat(frames, ignore_index=True) if frames else _frame([])
 
 
 def _column_indexes(path: Path, names: list[str], columns: dict, langs) -> dict[str, int]:
@@ -155,33 +217,84 @@ def _column_indexes(path: Path, names: list[str], columns: dict, langs) -> dict[
     return out
 
 
-def clean(
-    frame: pd.DataFrame, report: CleaningReport, src_lang: str, tgt_lang: str, max_chars: int
-) -> pd.DataFrame:
+class Cleaner:
     """Normalise both sides and drop bad pairs, counting each by reason (see DROP_REASONS).
 
-    ``same_as_source``: the target copies the source; ``no_chinese``: the Chinese side has no
-    Han character (an untranslated or misplaced line).
+    Called once per chunk; exact duplicates are found across chunks through 64-bit hashes of
+    the pairs kept so far (8 bytes a pair rather than the text; two distinct pairs among two
+    million share a hash with probability about 1e-7). ``same_as_source``: the target
+    copies the source; ``no_chinese``: the Chinese side has no Han character (an untranslated or
+    misplaced line). ``script="simplified"`` converts traditional Chinese characters.
     """
-    frame = frame.assign(
-        src=frame["src"].map(lambda s: normalize(s, src_lang)),
-        tgt=frame["tgt"].map(lambda s: normalize(s, tgt_lang)),
-    )
-    checks = [
-        ("empty", lambda f: (f["src"] == "") | (f["tgt"] == "")),
-        ("too_long", lambda f: (f["src"].str.len() > max_chars) | (f["tgt"].str.len() > max_chars)),
-        ("same_as_source", lambda f: f["src"] == f["tgt"]),
-        ("no_chinese", lambda f: _no_chinese(f, src_lang, tgt_lang)),
-        ("duplicate", lambda f: f.duplicated(subset=["src", "tgt"], keep="first")),
-    ]
-    for reason, check in checks:
-        bad = check(frame)
-        if bad.any():
-            report.drop(reason, int(frame.loc[bad, "line"].iloc[0]), int(bad.sum()))
-        frame = frame[~bad]
-    frame = frame.reset_index(drop=True)
-    report.kept = len(frame)
-    return frame
+
+    def __init__(
+        self,
+        report: CleaningReport,
+        src_lang: str,
+        tgt_lang: str,
+        max_chars: int,
+        script: str = "keep",
+    ):
+        self.report, self.langs, self.max_chars = report, (src_lang, tgt_lang), max_chars
+        if script not in SCRIPTS:
+            raise CorpusError(f"data.chinese_script must be one of {SCRIPTS}, not {script!r}")
+        self.script = script
+        self._seen = np.empty(0, np.uint64)  # sorted hashes of the pairs kept so far
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        src_lang, tgt_lang = self.langs
+        frame = frame.assign(
+            src=frame["src"].map(lambda s: normalize(s, src_lang, self.script)),
+            tgt=frame["tgt"].map(lambda s: normalize(s, tgt_lang, self.script)),
+        )
+        max_chars = self.max_chars
+        checks = [
+            ("empty", lambda f: (f["src"] == "") | (f["tgt"] == "")),
+            (
+                "too_long",
+                lambda f: (f["src"].str.len() > max_chars) | (f["tgt"].str.len() > max_chars),
+            ),
+            ("same_as_source", lambda f: f["src"] == f["tgt"]),
+            ("no_chinese", lambda f: _no_chinese(f, src_lang, tgt_lang)),
+            ("duplicate", self._duplicates),
+        ]
+        for reason, check in checks:
+            bad = check(frame)
+            if bad.any():
+                self.report.drop(reason, int(frame.loc[bad, "line"].iloc[0]), int(bad.sum()))
+            frame = frame[~bad]
+        self._remember(frame)
+        self.report.kept += len(frame)
+        return frame.reset_index(drop=True)
+
+    @staticmethod
+    def _hashes(frame: pd.DataFrame) -> np.ndarray:
+        return pd.util.hash_pandas_object(frame[["src", "tgt"]], index=False).to_numpy()
+
+    def _duplicates(self, frame: pd.DataFrame) -> pd.Series:
+        hashes = self._hashes(frame)
+        earlier = np.zeros(len(hashes), bool)
+        if len(self._seen):  # sorted lookups (np.isin was 10x slower on 2M pairs)
+            at = np.minimum(np.searchsorted(self._seen, hashes), len(self._seen) - 1)
+            earlier = self._seen[at] == hashes
+        return pd.Series(earlier, index=frame.index) | frame.duplicated(["src", "tgt"])
+
+    def _remember(self, kept: pd.DataFrame) -> None:
+        # The kept pairs are new and distinct, so their hashes only need merging in.
+        self._seen = np.sort(np.concatenate([self._seen, self._hashes(kept)]))
+
+
+def clean(
+    frame: pd.DataFrame,
+    report: CleaningReport,
+    src_lang: str,
+    tgt_lang: str,
+    max_chars: int,
+    script: str = "keep",
+) -> pd.DataFrame:
+    """Clean one whole frame (see :class:`Cleaner`); ``report.kept`` is set to what is kept."""
+    report.kept = 0
+    return Cleaner(report, src_lang, tgt_lang, max_chars, script)(frame)
 
 
 def _no_chinese(frame: pd.DataFrame, src_lang: str, tgt_lang: str) -> pd.Series:
@@ -254,10 +367,13 @@ def load_splits(folder: Path) -> Splits:
     return Splits(train=read("train"), dev=read("dev"), test=read("test"))
 
 
-def read_corpus(config: dict, path: Path | None = None) -> tuple[pd.DataFrame, CleaningReport]:
-    """Read the configured corpus: two aligned files, a TSV path, or a manifest corpus.
+def open_corpus(
+    config: dict, path: Path | None = None, chunk_lines: int = CHUNK_LINES
+) -> tuple[Iterator[pd.DataFrame], CleaningReport]:
+    """The configured corpus as raw frames of at most ``chunk_lines`` lines, and its report.
 
-    ``path`` (``--corpus`` on the command line) replaces the configured TSV or corpus.
+    Two aligned files, a TSV path, or a manifest corpus; ``path`` (``--corpus`` on the command
+    line) replaces the configured TSV or corpus. The report fills in as the frames are read.
     """
     from s2s.corpora import corpus_entry, locate
 
@@ -266,14 +382,23 @@ def read_corpus(config: dict, path: Path | None = None) -> tuple[pd.DataFrame, C
     if path is None and data.get("src_file"):
         if not data.get("tgt_file"):
             raise CorpusError("data.src_file is set but data.tgt_file is not")
-        return read_parallel(Path(data["src_file"]), Path(data["tgt_file"]), limit)
+        src_path, tgt_path = Path(data["src_file"]), Path(data["tgt_file"])
+        report = CleaningReport(path=f"{src_path} + {tgt_path}")
+        return iter_parallel(src_path, tgt_path, report, limit, chunk_lines), report
     columns = data.get("columns") or (
         corpus_entry(data["corpus"])["columns"] if data.get("corpus") else None
     )
     if not columns:
         raise CorpusError("a TSV corpus needs data.columns, e.g. {en: 0, zh: 1}")
     path = path or (Path(data["path"]) if data.get("path") else locate(data["corpus"]))
-    return read_tsv(path, columns, src, tgt, limit)
+    report = CleaningReport(path=str(path))
+    return iter_tsv(path, columns, src, tgt, report, limit, chunk_lines), report
+
+
+def read_corpus(config: dict, path: Path | None = None) -> tuple[pd.DataFrame, CleaningReport]:
+    """The whole configured corpus, raw, in one frame (see :func:`open_corpus`)."""
+    chunks, report = open_corpus(config, path)
+    return _concat(chunks), report
 
 
 def read_parallel(
@@ -283,6 +408,18 @@ def read_parallel(
 
     Files whose line counts differ are refused: the pairs could not be trusted.
     """
+    report = CleaningReport(path=f"{src_path} + {tgt_path}")
+    return _concat(iter_parallel(src_path, tgt_path, report, limit)), report
+
+
+def iter_parallel(
+    src_path: Path,
+    tgt_path: Path,
+    report: CleaningReport,
+    limit: int | None = None,
+    chunk_lines: int = CHUNK_LINES,
+) -> Iterator[pd.DataFrame]:
+    """:func:`read_parallel` in frames of at most ``chunk_lines`` lines."""
     counts = []
     for path in (src_path, tgt_path):
         try:
@@ -297,7 +434,6 @@ def read_parallel(
         )
     if counts[0] == 0:
         raise CorpusError(f"{src_path}: the file is empty")
-    report = CleaningReport(path=f"{src_path} + {tgt_path}")
     records = []
     with open(src_path, "rb") as fs, open(tgt_path, "rb") as ft:
         for line_no, (raw_src, raw_tgt) in enumerate(zip(fs, ft, strict=True), start=1):
@@ -310,12 +446,27 @@ def read_parallel(
                 report.drop("invalid_utf8", line_no)
                 continue
             records.append((line_no, *(side.rstrip("\r\n") for side in pair)))
-    return pd.DataFrame.from_records(records, columns=["line", "src", "tgt"]), report
+            if len(records) == chunk_lines:
+                yield _frame(records)
+                records = []
+    if records:
+        yield _frame(records)
+
+
+def read_and_clean(
+    config: dict, path: Path | None = None, chunk_lines: int = CHUNK_LINES
+) -> tuple[pd.DataFrame, CleaningReport]:
+    """Read and clean the corpus a chunk at a time; only the kept pairs are held."""
+    data = config["data"]
+    chunks, report = open_corpus(config, path, chunk_lines)
+    cleaner = Cleaner(
+        report, data["src_lang"], data["tgt_lang"], data["max_chars"], data["chinese_script"]
+    )
+    return _concat(cleaner(chunk) for chunk in chunks), report
 
 
 def prepare(config: dict, path: Path | None = None) -> tuple[Splits, CleaningReport]:
     """The whole data stage: read, clean, split."""
     data = config["data"]
-    frame, report = read_corpus(config, path)
-    frame = clean(frame, report, data["src_lang"], data["tgt_lang"], data["max_chars"])
+    frame, report = read_and_clean(config, path)
     return split(frame, data["dev_sources"], data["test_sources"], data["seed"]), report

@@ -27,12 +27,14 @@ def train_sentencepiece(
     character_coverage: float = 1.0,
     seed: int = 1234,
     lang: str = "",
+    script: str = "keep",
 ) -> Path:
     """Train on ``sentences`` of language ``lang``; writes ``<prefix>.model``, ``.vocab`` and
-    ``.rules.tsv`` (its normalisation rules); returns the model path."""
+    ``.rules.tsv`` (its normalisation rules, ``script`` as in :func:`s2s.data.normalize`);
+    returns the model path."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
     rules = prefix.with_suffix(".rules.tsv")
-    rules.write_text(normalization_rules(lang), encoding="utf-8")
+    rules.write_text(normalization_rules(lang, script), encoding="utf-8")
     spm.set_random_generator_seed(seed)
     try:
         _train(sentences, prefix, model_type, vocab_size, character_coverage, rules)

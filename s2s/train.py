@@ -82,6 +82,7 @@ def prepare_tokenizers(
                 path.with_suffix(""),
                 seed=config["data"]["seed"],
                 lang=config["data"][f"{side}_lang"],
+                script=config["data"]["chinese_script"],
                 **options,
             )
         tokenizers.append(Tokenizer(path))

@@ -59,13 +59,14 @@ class Translator:
         max_src_len: int = 200,
         sampling: Sampling | None = None,
         stopping: str = "exact",
+        script: str = "keep",
     ):
         self.model, self.src_tok, self.tgt_tok = model, src_tokenizer, tgt_tokenizer
         self.src_lang = src_lang
         self.beam_size, self.alpha = beam_size, alpha
         self.max_len_a, self.max_len_b = max_len_a, max_len_b
         self.batch_size, self.max_src_len = batch_size, max_src_len
-        self.sampling, self.stopping = sampling, stopping
+        self.sampling, self.stopping, self.script = sampling, stopping, script
         self.traces = 0
         spec = [tf.TensorSpec([None, None], tf.int32)]
         self._search = tf.function(self._traced_search, input_signature=spec)
@@ -92,6 +93,7 @@ class Translator:
             max_src_len=config["train"]["bucket_boundaries"][-1] - 1,
             sampling=sampling,
             stopping=search["stopping"],
+            script=config["data"].get("chinese_script", "keep"),  # runs older than the key: keep
         )
 
     def _search_fn(self, src, return_attention: bool = False):
@@ -127,7 +129,7 @@ class Translator:
         return source, pieces, weights.numpy()[0, 0, : len(out), : len(ids)]
 
     def encode_sources(self, sentences: Sequence[str]) -> list[list[int]]:
-        texts = [normalize(s, self.src_lang) for s in sentences]
+        texts = [normalize(s, self.src_lang, self.script) for s in sentences]
         ids = self.src_tok.encode(texts)
         for n, seq in enumerate(ids):
             if len(seq) > self.max_src_len:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pandas as pd
+from conftest import TINY
 
 from s2s.compare import compare
 from s2s.config import load_config
-from tests.conftest import TINY
 
 
 def test_compare_trains_each_grid_point_on_shared_data(tmp_path, corpus_file):

@@ -1,12 +1,21 @@
+import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from s2s.config import load_config
 from s2s.data import (
+    DROP_REASONS,
     CorpusError,
     clean,
     normalize,
+    read_and_clean,
     read_corpus,
     read_parallel,
     read_tsv,
@@ -127,3 +136,151 @@ def test_tsv_columns_can_be_named_by_the_header(tmp_path):
     assert report.examples["wrong_columns"] == 3
     with pytest.raises(CorpusError, match="no column named 'cn'"):
         read_tsv(path, {"zh": "cn", "en": "english"}, "zh", "en")
+
+
+# -- one file per reason, with a known number of bad lines (tests/data/cleaning/make.py) ------
+
+CASES = Path(__file__).parent / "data" / "cleaning"
+EXPECTED = json.loads((CASES / "expected.json").read_text(encoding="utf-8"))
+
+
+def case_config(name: str, *overrides: str) -> dict:
+    return load_config(
+        "zh-en",
+        overrides=[f"data.path={CASES / f'{name}.tsv'}", *overrides],
+    )
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_reason_file_gives_its_exact_report(name):
+    frame, report = read_and_clean(case_config(name))
+    expected = EXPECTED[name]
+    assert report.as_dict() == expected["report"]
+    assert report.examples == expected["first_line"]
+    if "pairs" in expected:  # BOM, CRLF, control characters, full-width: normalised, kept
+        assert frame[["src", "tgt"]].values.tolist() == expected["pairs"]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_prepare_writes_the_same_report_from_the_command_line(name, tmp_path):
+    report_file = tmp_path / "report.json"
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "s2s", "prepare", "--lang", "zh-en"),
+            *("--corpus", str(CASES / f"{name}.tsv"), "--report", str(report_file)),
+            *("--set", "data.dev_sources=1", "--set", "data.test_sources=1"),
+        ],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(report_file.read_text(encoding="utf-8")) == EXPECTED[name]["report"]
+    for reason, line in EXPECTED[name]["first_line"].items():
+        assert re.search(rf"dropped {reason}\s+\d+\s+\(first at line {line}\)", done.stderr)
+
+
+@pytest.mark.parametrize("content", [None, b""], ids=["missing", "empty"])
+def test_prepare_stops_on_a_missing_or_empty_file_with_a_message(content, tmp_path):
+    path = tmp_path / "corpus.tsv"
+    if content is not None:
+        path.write_bytes(content)
+    done = subprocess.run(
+        [sys.executable, "-m", "s2s", "prepare", "--lang", "zh-en", "--corpus", str(path)],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: {path}: ") and "Traceback" not in done.stderr
+
+
+def subprocess_env() -> dict:
+    root = str(Path(__file__).resolve().parent.parent)
+    return {**os.environ, "PYTHONPATH": root, "PYTHONUTF8": "1"}
+
+
+# -- chunks -------------------------------------------------------------------------------------
+
+
+def test_reading_in_chunks_gives_the_same_pairs_and_report(corpus_file, tmp_path):
+    # Repeat a slice so that duplicates fall in other chunks than their first occurrence.
+    lines = corpus_file.read_bytes().splitlines(keepends=True)[:400]
+    path = tmp_path / "corpus.tsv"
+    path.write_bytes(b"".join(lines + lines[:150] + [b"\xff\n", b"one column\n"]))
+    config = load_config("zh-en", overrides=[f"data.path={path}", "data.corpus=null"])
+    config["data"]["columns"] = COLUMNS
+    whole, whole_report = read_and_clean(config, chunk_lines=10**6)
+    chunked, chunked_report = read_and_clean(config, chunk_lines=37)
+    assert chunked_report.as_dict() == whole_report.as_dict()
+    assert chunked_report.examples == whole_report.examples
+    assert whole_report.dropped["duplicate"] >= 150
+    assert chunked.values.tolist() == whole.values.tolist()
+
+
+# -- traditional -> simplified ------------------------------------------------------------------
+
+
+def test_traditional_characters_become_simplified_only_when_asked():
+    text = "我們說漢語，這臺電腦很貴！"
+    assert normalize(text, "zh") == text
+    assert normalize(text, "zh", "simplified") == "我们说汉语，这台电脑很贵！"
+    assert normalize("Ｈｅｌｌｏ 漢", "en", "simplified") == "Hello 漢"  # Chinese text only
+
+
+def test_the_sentencepiece_rules_convert_like_python(tmp_path):
+    from s2s.tokenizer import Tokenizer, train_sentencepiece
+
+    sentences = ["我们说汉语。", "这台电脑很贵！", "你好，世界？"] * 50
+    model = train_sentencepiece(
+        sentences, tmp_path / "zh", vocab_size=40, lang="zh", script="simplified"
+    )
+    sp = Tokenizer(model)
+    for raw in ["我們說漢語。", "這臺電腦很貴！", "ＡＢＣ，漢"]:
+        assert sp.encode([raw]) == sp.encode([normalize(raw, "zh", "simplified")])
+    assert sp.decode(sp.encode(["我們說漢語。"])) == ["我们说汉语。"]
+
+
+def test_an_unknown_script_option_is_refused():
+    with pytest.raises(CorpusError, match="chinese_script"):
+        read_and_clean(case_config("duplicate", "data.chinese_script=cantonese"))
+
+
+# -- property tests: whatever the bytes, nothing raises and the counts add up -------------------
+
+PIECES = ["Hi", "你好", "。", "，", "\t", "\t", " ", "\r", "\ufeff", "\x00", "Ａ", "１", "x" * 40]
+
+
+def counts_add_up(path: Path, **overrides) -> None:
+    config = load_config("zh-en", overrides=[f"data.path={path}", "data.corpus=null"])
+    config["data"].update(columns=COLUMNS, max_chars=20, **overrides)
+    data = path.read_bytes()
+    try:
+        frame, report = read_and_clean(config, chunk_lines=3)
+    except CorpusError as e:
+        assert data == b"" and "empty" in str(e)
+        return
+    lines = data.count(b"\n") + (not data.endswith(b"\n"))
+    assert report.lines_read == lines
+    assert report.kept + sum(report.dropped.values()) == report.lines_read == lines
+    assert report.kept == len(frame) and set(report.dropped) <= set(DROP_REASONS)
+    assert not frame.duplicated(["src", "tgt"]).any()
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.binary(max_size=300))
+def test_random_bytes_never_raise_and_counts_add_up(data, tmp_path_factory):
+    path = tmp_path_factory.mktemp("bytes") / "corpus.tsv"
+    path.write_bytes(data)
+    counts_add_up(path)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    lines=st.lists(st.lists(st.sampled_from(PIECES), max_size=8).map("".join), max_size=25),
+    script=st.sampled_from(["keep", "simplified"]),
+)
+def test_random_tsv_like_text_never_raises_and_counts_add_up(lines, script, tmp_path_factory):
+    path = tmp_path_factory.mktemp("tsv") / "corpus.tsv"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    counts_add_up(path, chinese_script=script)

@@ -1,0 +1,149 @@
+"""What a prepared corpus looks like: lengths, what each maximum length costs, vocabulary coverage.
+
+``python -m s2s prepare --lang zh-en --stats [--plot lengths.png]`` prints these tables and saves
+a length histogram. Lengths are counted in characters (what ``data.max_chars`` limits) and in
+SentencePiece pieces (what the model's largest bucket limits).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from s2s.data import Splits
+from s2s.tokenizer import UNK_ID, Tokenizer, train_sentencepiece
+
+PERCENTILES = (50, 90, 95, 99, 100)
+CHAR_LIMITS = (25, 50, 75, 100, 150, 200)
+PIECE_LIMITS = (16, 24, 32, 48, 64, 96)
+
+
+def length_percentiles(lengths: dict[str, np.ndarray]) -> pd.DataFrame:
+    """One row per length series (e.g. ``src chars``), one column per percentile."""
+    rows = {
+        name: {f"p{p}": int(np.percentile(values, p)) for p in PERCENTILES}
+        for name, values in lengths.items()
+    }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def share_lost(src: np.ndarray, tgt: np.ndarray, limits) -> pd.DataFrame:
+    """Share of pairs lost if pairs with a side longer than each limit were dropped."""
+    longer = [float(np.mean((src > n) | (tgt > n))) for n in limits]
+    return pd.DataFrame({"max length": list(limits), "pairs lost": longer})
+
+
+def piece_coverage(tokenizer: Tokenizer, sentences: list[str]) -> dict:
+    """How much of ``sentences`` the vocabulary covers: unknown pieces and characters."""
+    ids = tokenizer.encode(sentences)
+    pieces = sum(len(s) for s in ids)
+    unknown = sum(s.count(UNK_ID) for s in ids)
+    sentences_with_unk = sum(UNK_ID in s for s in ids)
+    return {
+        "pieces": pieces,
+        "unknown pieces": unknown / max(pieces, 1),
+        "sentences with an unknown piece": sentences_with_unk / max(len(ids), 1),
+    }
+
+
+def tokenizers_for(splits: Splits, config: dict, spm_dir: Path | None) -> dict[str, Tokenizer]:
+    """The run's SentencePiece models when given, else models trained now on the train split."""
+    out = {}
+    for side in ("src", "tgt"):
+        path = spm_dir / f"{side}.model" if spm_dir else None
+        if path is None or not path.exists():
+            folder = Path(tempfile.mkdtemp(prefix="s2s-stats-"))
+            path = train_sentencepiece(
+                splits.train[side],
+                folder / side,
+                seed=config["data"]["seed"],
+                lang=config["data"][f"{side}_lang"],
+                script=config["data"]["chinese_script"],
+                **config["tokenizer"][side],
+            )
+        out[side] = Tokenizer(path)
+    return out
+
+
+def corpus_stats(splits: Splits, config: dict, spm_dir: Path | None = None) -> dict:
+    """Every table ``prepare --stats`` prints, as DataFrames, plus the raw lengths for plots."""
+    frame = pd.concat([splits.train, splits.dev, splits.test], ignore_index=True)
+    chars = {side: frame[side].str.len().to_numpy() for side in ("src", "tgt")}
+    tokenizers = tokenizers_for(splits, config, spm_dir)
+    pieces = {
+        side: np.array([len(s) for s in tokenizers[side].encode(frame[side].tolist())])
+        for side in ("src", "tgt")
+    }
+    held_out = pd.concat([splits.dev, splits.test], ignore_index=True)
+    coverage = pd.DataFrame(
+        {
+            side: piece_coverage(tokenizers[side], held_out[side].drop_duplicates().tolist())
+            for side in ("src", "tgt")
+        }
+    )
+    lengths = {f"{side} chars": chars[side] for side in chars}
+    lengths.update({f"{side} pieces": pieces[side] for side in pieces})
+    return {
+        "percentiles": length_percentiles(lengths),
+        "lost_by_chars": share_lost(chars["src"], chars["tgt"], CHAR_LIMITS),
+        "lost_by_pieces": share_lost(pieces["src"], pieces["tgt"], PIECE_LIMITS),
+        "coverage": coverage,
+        "lengths": lengths,
+    }
+
+
+def render(stats: dict, config: dict) -> str:
+    """The tables as text for the terminal (shares as percentages)."""
+
+    def lost(frame: pd.DataFrame) -> str:
+        frame = frame.assign(**{"pairs lost": frame["pairs lost"] * 100})
+        return frame.rename(columns={"pairs lost": "pairs lost (%)"}).to_markdown(
+            index=False, floatfmt=(".0f", ".2f")
+        )
+
+    coverage = stats["coverage"].T
+    coverage = pd.DataFrame(
+        {
+            "pieces": coverage["pieces"].map("{:,.0f}".format),
+            "unknown pieces (%)": (coverage["unknown pieces"] * 100).map("{:.2f}".format),
+            "sentences with <unk> (%)": (coverage["sentences with an unknown piece"] * 100).map(
+                "{:.2f}".format
+            ),
+        }
+    )
+    return "\n\n".join(
+        [
+            "lengths of the kept pairs (percentiles)\n" + stats["percentiles"].to_markdown(),
+            f"at each maximum length in characters (data.max_chars is "
+            f"{config['data']['max_chars']}; longer pairs are already gone)\n"
+            + lost(stats["lost_by_chars"]),
+            "at each maximum length in pieces (the largest bucket holds "
+            f"{config['train']['bucket_boundaries'][-1] - 1})\n" + lost(stats["lost_by_pieces"]),
+            "SentencePiece coverage of the distinct dev and test sentences\n"
+            + coverage.to_markdown(
+                colalign=("left", "right", "right", "right"), disable_numparse=True
+            ),
+        ]
+    )
+
+
+def length_histogram(
+    lengths: dict[str, np.ndarray], path: str | Path, langs: tuple[str, str] = ("src", "tgt")
+) -> Path:
+    """Histograms of characters and pieces per sentence, source and target, as a PNG."""
+    from s2s import plots
+
+    fig, axes = plots.plt.subplots(1, 2, figsize=(11, 4))
+    for ax, unit in zip(axes, ("chars", "pieces"), strict=True):
+        for side, lang in zip(("src", "tgt"), langs, strict=True):
+            values = lengths[f"{side} {unit}"]
+            bins = np.arange(0, np.percentile(values, 99.5) + 2)
+            ax.hist(values, bins=bins, alpha=0.6, label=f"{lang} ({side})")
+        ax.set_xlabel(f"{unit} per sentence")
+        ax.set_ylabel("sentences")
+        ax.legend()
+    fig.tight_layout()
+    return plots.save(fig, path)
