@@ -372,29 +372,67 @@ class Seq2Seq(keras.Model):
         return sequence_loss(logits, tgt_out, self.label_smoothing)
 
     def train_step(self, data):
+        """One update. Under a ``tf.distribute`` strategy each replica holds part of the global
+        batch; its loss is weighted by its share of the global token count and the gradients
+        are summed over replicas before clipping, so the update is the one a single device
+        would make on the whole batch."""
+        replica = tf.distribute.get_replica_context()
+        replicas = replica.num_replicas_in_sync if replica is not None else 1
+        scale = self.optimizer.scale_loss(tf.constant(1.0))  # mixed_float16 loss scale, else 1
         with tf.GradientTape() as tape:
             loss, nll, tokens = self._sequence_losses(data, training=True)
-        grads = tape.gradient(loss, self.trainable_variables)
-        if self.clipnorm:
-            grads, norm = tf.clip_by_global_norm(grads, self.clipnorm)
+            if replicas > 1:
+                total = replica.all_reduce("sum", tokens)
+                share = tokens / tf.maximum(total, 1.0)
+                loss, nll, tokens = loss * share, nll * share, total
+            scaled_loss = loss * scale
+        grads = tape.gradient(scaled_loss, self.trainable_variables)
+        if replicas > 1:
+            grads = replica.all_reduce("sum", grads)
+            loss, nll = replica.all_reduce("sum", [loss, nll])  # the global means, for the logs
+        if self.clipnorm:  # scaled gradients: clipping at clipnorm * scale clips at clipnorm
+            grads, norm = tf.clip_by_global_norm(grads, self.clipnorm * scale)
         else:
             norm = tf.linalg.global_norm(grads)
+        if replicas > 1:  # the optimizer sums over replicas once more
+            grads = [_scaled(g, 1.0 / replicas) for g in grads]
         self.optimizer.apply(grads, self.trainable_variables)
-        return self._update_metrics(loss, nll, tokens, norm)
+        return self._update_metrics(loss, nll, tokens, norm / scale, replicas)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a strategy Keras builds the model by reducing the first batch across replicas,
+        # which fails under MultiWorkerMirroredStrategy (keras-team/keras#20585). Nothing is
+        # left to build here: the model and its optimizer are built before fit.
+        if self.built and self.optimizer is not None and self.optimizer.built:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def test_step(self, data):
         loss, nll, tokens = self._sequence_losses(data, training=False)
         return self._update_metrics(loss, nll, tokens)
 
-    def _update_metrics(self, loss, nll, tokens, grad_norm=None):
-        self.loss_tracker.update_state(loss, sample_weight=tokens)
-        self.nll_tracker.update_state(nll, sample_weight=tokens)
-        self.tokens_tracker.update_state(tokens)
+    def _update_metrics(self, loss, nll, tokens, grad_norm=None, replicas: int = 1):
+        """Update the trackers; returns this step's logs.
+
+        With ``replicas > 1`` the values are global and the same on every replica: each
+        replica counts ``1 / replicas`` of the tokens, so the trackers, which are summed over
+        replicas when read at the end of an epoch, hold the global figures, and every
+        replica's logs are the global figures.
+        """
+        weight = tokens / replicas if replicas > 1 else tokens
+        self.loss_tracker.update_state(loss, sample_weight=weight)
+        self.nll_tracker.update_state(nll, sample_weight=weight)
+        self.tokens_tracker.update_state(weight)
         trackers = [self.loss_tracker, self.nll_tracker, self.tokens_tracker]
         if grad_norm is not None:
             self.grad_norm_tracker.update_state(grad_norm)
             trackers.append(self.grad_norm_tracker)
-        return {m.name: m.result() for m in trackers}
+        logs = {m.name: m.result() for m in trackers}
+        logs["tokens"] = logs["tokens"] * replicas
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras averages step logs across workers over axis 0, which scalars lack.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
     # -- saving -----------------------------------------------------------------------------
 
@@ -408,3 +446,10 @@ class Seq2Seq(keras.Model):
         """Create every weight by running a one-token batch (shapes are not known statically)."""
         one = ops.ones((1, 2), dtype="int32")
         self((one, one))
+
+
+def _scaled(gradient, factor: float):
+    """``gradient * factor`` for dense gradients and for embeddings' ``IndexedSlices``."""
+    if isinstance(gradient, tf.IndexedSlices):
+        return tf.IndexedSlices(gradient.values * factor, gradient.indices, gradient.dense_shape)
+    return gradient * factor

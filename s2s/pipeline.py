@@ -22,6 +22,7 @@ class Buckets:
 
     boundaries: tuple[int, ...]
     batch_tokens: int
+    row_multiple: int = 1  # rows per batch are a multiple of this (replicas split batches evenly)
 
     @property
     def max_length(self) -> int:
@@ -29,7 +30,8 @@ class Buckets:
 
     def batch_sizes(self) -> list[int]:
         # bucket_by_sequence_length wants one size per bucket plus one for lengths >= last boundary
-        sizes = [max(1, self.batch_tokens // (b - 1)) for b in self.boundaries]
+        m = self.row_multiple
+        sizes = [max(m, self.batch_tokens // (b - 1) // m * m) for b in self.boundaries]
         return [*sizes, sizes[-1]]
 
     def bucket_of(self, lengths: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from s2s import data as data_lib
-from s2s import runs
+from s2s import distribute, runs
 from s2s.evaluate import score, write_report
 from s2s.model import Seq2Seq
 from s2s.pipeline import Buckets, filter_long, training_dataset
@@ -118,13 +118,13 @@ def learning_rate(train: dict):
     return train["learning_rate"]
 
 
-def compile_model(model: Seq2Seq, config: dict) -> Seq2Seq:
+def compile_model(model: Seq2Seq, config: dict, jit_compile: bool | None = None) -> Seq2Seq:
     train = config["train"]
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate(train)),
         label_smoothing=train["label_smoothing"],
         clipnorm=train["clipnorm"],
-        jit_compile=train["jit_compile"],
+        jit_compile=train["jit_compile"] if jit_compile is None else jit_compile,
     )
     model.optimizer.build(model.trainable_variables)
     return model
@@ -298,6 +298,9 @@ def dev_scores(translator: Translator, sources: list[str], refs: list[list[str]]
 def train(config: dict, run_dir: str | Path, corpus: Path | None = None, log=print) -> dict:
     """Train (or resume) the run in ``run_dir`` and evaluate its best checkpoint on test."""
     keras.utils.set_random_seed(config["train"]["seed"])
+    if config["train"]["distribute"] == "multi_worker" and distribute.worker_index():
+        # Only the chief writes the run folder; the others keep their own copies apart.
+        run_dir = Path(run_dir) / f"worker-{distribute.worker_index()}"
     paths = runs.RunPaths(Path(run_dir))
     runs.start(paths, config)
     state = runs.read_state(paths)
@@ -312,7 +315,12 @@ def train(config: dict, run_dir: str | Path, corpus: Path | None = None, log=pri
 
 def fit(config, paths, state, splits, src_tok, tgt_tok, log=print) -> None:
     train_cfg = config["train"]
-    buckets = Buckets(tuple(train_cfg["bucket_boundaries"]), train_cfg["batch_tokens"])
+    strategy = distribute.make_strategy(train_cfg)
+    buckets = Buckets(
+        tuple(train_cfg["bucket_boundaries"]),
+        train_cfg["batch_tokens"],
+        row_multiple=strategy.num_replicas_in_sync,
+    )
     src_ids, tgt_ids, too_long = filter_long(
         src_tok.encode(splits.train["src"]), tgt_tok.encode(splits.train["tgt"]), buckets
     )
@@ -327,7 +335,16 @@ def fit(config, paths, state, splits, src_tok, tgt_tok, log=print) -> None:
     dev_ds = training_dataset(dev_src, dev_tgt, buckets, shuffle=False)
     steps = int(train_ds.cardinality())
 
-    model = compile_model(build_model(config, src_tok, tgt_tok), config)
+    # XLA does not compile a step that holds cross-replica reductions.
+    jit = train_cfg["jit_compile"] and not distribute.is_distributed(strategy)
+    with strategy.scope(), distribute.precision(train_cfg["precision"]):
+        model = compile_model(build_model(config, src_tok, tgt_tok), config, jit)
+    if distribute.is_distributed(strategy):
+        log(
+            f"{train_cfg['distribute']}: {strategy.num_replicas_in_sync} replicas, "
+            f"batches of ~{buckets.batch_tokens} tokens split between them"
+            + ("; no XLA under distribution" if train_cfg["jit_compile"] else "")
+        )
     if state["epoch"]:
         model.load_weights(paths.last_weights)
         log(
@@ -386,7 +403,9 @@ def try_averaging(config, paths, state, splits, src_tok, tgt_tok, log=print):
     files = [f for f in files if f.exists()]
     if len(files) < 2:
         return None
-    model = average_checkpoints(compile_model(build_model(config, src_tok, tgt_tok), config), files)
+    with distribute.precision(config["train"]["precision"]):
+        model = build_model(config, src_tok, tgt_tok)
+    model = average_checkpoints(compile_model(model, config), files)
     translator = Translator.from_config(
         model, src_tok, tgt_tok, config, beam_size=config["train"]["dev_beam_size"]
     )

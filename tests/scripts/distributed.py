@@ -1,0 +1,84 @@
+"""Run by tests/test_distribute.py in fresh processes (TensorFlow's devices are fixed at start).
+
+``mirrored OUT``: one SGD step on the same global batch with the default strategy and with
+``MirroredStrategy`` over 2 logical CPU devices; writes both losses, gradient norms and
+weight updates to OUT (.npz).
+``worker RUN OUT``: one worker of a ``multi_worker`` training run (TF_CONFIG set by the test);
+trains the tiny config through ``s2s.train.train`` and writes the final weights to OUT.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+
+def one_step(model, batch, strategy):
+    import keras
+
+    from s2s.train import compile_model  # noqa: F401  (imports the custom objects)
+
+    with strategy.scope():
+        model.compile(optimizer=keras.optimizers.SGD(1.0), clipnorm=0.1, jit_compile=False)
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    history = model.fit(batch, epochs=1, verbose=0, shuffle=False)
+    after = [w.numpy() for w in model.trainable_weights]
+    return (
+        history.history["loss"][0],
+        history.history["grad_norm"][0],
+        history.history["tokens"][0],
+        [a - b for a, b in zip(after, before, strict=True)],
+    )
+
+
+def mirrored(out: str) -> None:
+    import tensorflow as tf
+
+    from s2s.distribute import make_strategy
+
+    strategy = make_strategy({"distribute": "mirrored", "cpu_replicas": 2})
+    assert strategy.num_replicas_in_sync == 2
+    sys.path.insert(0, "tests")
+    from conftest import random_batch, random_model
+
+    rng = np.random.default_rng(0)
+    # 8 rows of mixed lengths: the two replicas get different numbers of tokens.
+    src, tgt = random_batch(rng, 8, 9, 50), random_batch(rng, 8, 8, 40, min_len=2)
+    tgt_in, tgt_out = tgt[:, :-1], tgt[:, 1:]
+    batch = tf.data.Dataset.from_tensors(((src, tgt_in), tgt_out))
+    results = {}
+    for name, strat in (("single", tf.distribute.get_strategy()), ("mirrored", strategy)):
+        with strat.scope():
+            model = random_model(seed=1, sharpen=1.0)
+        loss, norm, tokens, deltas = one_step(model, batch, strat)
+        results[f"{name}_loss"], results[f"{name}_norm"] = loss, norm
+        results[f"{name}_tokens"] = tokens
+        for i, d in enumerate(deltas):
+            results[f"{name}_delta_{i}"] = d
+    np.savez(out, **results)
+
+
+def worker(run: str, out: str) -> None:
+    sys.path.insert(0, "tests")
+    import keras
+    from conftest import TINY
+
+    from s2s.config import load_config
+    from s2s.train import load_trained, train
+
+    keras.config.disable_traceback_filtering()
+    overrides = [*TINY, "train.epochs=1", "train.distribute=multi_worker", "data.limit=1200"]
+    train(load_config("zh-en", overrides=overrides), run, sys.argv[4], log=print)
+    from s2s.distribute import worker_index
+
+    folder = run if worker_index() == 0 else f"{run}/worker-{worker_index()}"
+    _, model, _, _ = load_trained(folder, weights="last")
+    np.savez(out, *[w.numpy() for w in model.weights])
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "mirrored":
+        mirrored(sys.argv[2])
+    else:
+        worker(sys.argv[2], sys.argv[3])

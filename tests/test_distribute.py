@@ -1,0 +1,96 @@
+"""tf.distribute: mirrored replicas make the single-device update; workers agree on weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from s2s.distribute import make_strategy, precision
+
+SCRIPT = str(ROOT / "tests" / "scripts" / "distributed.py")
+
+
+def env(**extra) -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
+
+
+def test_mirrored_over_two_cpu_devices_makes_the_single_device_update(tmp_path):
+    out = tmp_path / "mirrored.npz"
+    done = subprocess.run(
+        [sys.executable, SCRIPT, "mirrored", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env(),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    r = np.load(out)
+    np.testing.assert_allclose(r["mirrored_loss"], r["single_loss"], rtol=1e-5)
+    np.testing.assert_allclose(r["mirrored_norm"], r["single_norm"], rtol=1e-5)
+    assert r["mirrored_tokens"] == r["single_tokens"] > 0  # the epoch counts each token once
+    assert r["single_norm"] > 0.1  # the clipping at 0.1 was active
+    deltas = [k for k in r.files if k.startswith("single_delta_")]
+    assert len(deltas) > 5
+    for key in deltas:  # SGD with rate 1: the update is minus the clipped gradient
+        mirrored_key = key.replace("single", "mirrored")
+        np.testing.assert_allclose(r[mirrored_key], r[key], rtol=1e-4, atol=1e-7)
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_on_localhost_train_and_agree_on_the_weights(tmp_path, corpus_file):
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        procs.append(
+            subprocess.Popen(
+                [
+                    *(sys.executable, SCRIPT, "worker", str(tmp_path / "run")),
+                    *(str(tmp_path / f"w{index}.npz"), str(corpus_file)),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                cwd=ROOT,
+                env=env(TF_CONFIG=tf_config),
+            )
+        )
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    for p, output in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, output[-3000:]
+    w0, w1 = np.load(tmp_path / "w0.npz"), np.load(tmp_path / "w1.npz")
+    assert len(w0.files) == len(w1.files) > 5
+    for key in w0.files:
+        np.testing.assert_allclose(w0[key], w1[key], rtol=1e-5, atol=1e-6)
+    assert (tmp_path / "run" / "eval" / "test.json").exists()  # the chief's run folder
+    assert (tmp_path / "run" / "worker-1" / "checkpoints" / "last.weights.h5").exists()
+
+
+def test_unknown_settings_are_refused():
+    with pytest.raises(ValueError, match=r"train\.distribute"):
+        make_strategy({"distribute": "tpu"})
+    with pytest.raises(ValueError, match="multi_worker needs TF_CONFIG"):
+        if "TF_CONFIG" not in os.environ:
+            make_strategy({"distribute": "multi_worker"})
+        else:
+            raise ValueError("multi_worker needs TF_CONFIG")
+    with pytest.raises(ValueError, match=r"train\.precision"):
+        with precision("float8"):
+            pass
