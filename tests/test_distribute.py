@@ -94,3 +94,32 @@ def test_unknown_settings_are_refused():
     with pytest.raises(ValueError, match=r"train\.precision"):
         with precision("float8"):
             pass
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+@pytest.mark.parametrize("cell, attention", [("lstm", "general"), ("mgu", "additive")])
+def test_mixed_precision_trains_like_float32_and_searches(policy, cell, attention):
+    import keras
+    import tensorflow as tf
+    from conftest import random_batch, random_model
+
+    from s2s.search import beam_search
+
+    rng = np.random.default_rng(0)
+    src, tgt = random_batch(rng, 8, 9, 50), random_batch(rng, 8, 8, 40, min_len=2)
+    batch = tf.data.Dataset.from_tensors(((src, tgt[:, :-1]), tgt[:, 1:]))
+    results = {}
+    for name in ("float32", policy):
+        with precision(name):
+            model = random_model(cell=cell, attention=attention, seed=1, sharpen=1.0)
+        model.compile(optimizer=keras.optimizers.SGD(0.1), clipnorm=5.0, jit_compile=False)
+        history = model.fit(batch, epochs=1, verbose=0).history
+        results[name] = history["loss"][0], history["grad_norm"][0]
+        _, scores = beam_search(model, src, beam_size=3)
+        assert np.isfinite(scores.numpy()).all()
+    assert model.decoder.compute_dtype == policy.removeprefix("mixed_")
+    assert all(v.dtype == "float32" for v in model.trainable_weights)
+    if policy == "mixed_float16":  # the loss is scaled, the gradient unscaled before clipping
+        assert type(model.optimizer).__name__ == "LossScaleOptimizer"
+    np.testing.assert_allclose(results[policy], results["float32"], rtol=2e-2)
+    assert keras.config.dtype_policy().name == "float32"  # the policy was put back
