@@ -81,6 +81,17 @@ def is_distributed(strategy: tf.distribute.Strategy) -> bool:
     )
 
 
+def any_worker(strategy: tf.distribute.Strategy):
+    """``agree(flag) -> bool``: True on every worker when ``flag`` is True on any of them."""
+
+    @tf.function
+    def reduce_sum(value):
+        per_replica = strategy.run(lambda: tf.identity(value))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    return lambda flag: bool(reduce_sum(tf.constant(float(flag))) > 0)
+
+
 @contextlib.contextmanager
 def precision(policy: str):
     """Build layers under the dtype policy ``policy`` (variables stay float32)."""

@@ -207,8 +207,13 @@ class RunKeeper(keras.callbacks.Callback):
         config: dict,
         state: dict,
         log=print,
+        agree=None,
     ):
+        """``agree(flag) -> bool``: whether any worker raised ``flag``. Given under
+        ``multi_worker``, where every worker must stop at the same epoch: the time budget is then
+        checked at epoch ends, and the workers' clocks are put together."""
         super().__init__()
+        self.agree = agree
         self.paths, self.translator, self.state, self.log = paths, translator, state, log
         self.dev_sources, self.dev_refs = data_lib.references(dev)  # once, not every epoch
         self.config = config
@@ -230,11 +235,13 @@ class RunKeeper(keras.callbacks.Callback):
         if not math.isfinite(loss):
             self.diverged = f"the training loss became {loss} at batch {batch + 1}"
             self.model.stop_training = True
-        if self.elapsed() >= self.budget_s:
+        if self.agree is None and self.elapsed() >= self.budget_s:
             self.out_of_time = self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
+        if self.agree is not None and self.agree(self.elapsed() >= self.budget_s):
+            self.out_of_time = self.model.stop_training = True
         if self.diverged:  # keep the last good checkpoint: save nothing from this epoch
             self.diverged += f" of epoch {epoch + 1}"
             return
@@ -359,7 +366,8 @@ def fit(config, paths, state, splits, src_tok, tgt_tok, log=print) -> None:
         model, src_tok, tgt_tok, config, beam_size=train_cfg["dev_beam_size"]
     )
     paths.logs.mkdir(parents=True, exist_ok=True)
-    keeper = RunKeeper(paths, translator, splits.dev, config, state, log)
+    agree = distribute.any_worker(strategy) if train_cfg["distribute"] == "multi_worker" else None
+    keeper = RunKeeper(paths, translator, splits.dev, config, state, log, agree)
     callbacks = [
         ProgressBar(steps, train_cfg["epochs"]),
         keeper,

@@ -48,3 +48,26 @@ def test_every_cell_gives_sequences_and_final_states(cell):
     out, *states = layer(keras.random.normal((2, 7, 3)))
     assert tuple(out.shape) == (2, 7, 5) and len(states) == state_count(cell)
     np.testing.assert_allclose(out[:, -1], states[0], rtol=1e-6)
+
+
+def test_lstm_and_gru_layers_keep_every_condition_of_the_cudnn_kernel():
+    # On a GPU Keras picks cuDNN only for these settings and right-padded masks (the pipeline
+    # pads on the right); this machine has no GPU, so the conditions are checked instead.
+    import keras
+    from conftest import random_model
+
+    for cell in ("lstm", "gru"):
+        model = random_model(cell=cell, layers=2)
+        layers = [
+            layer
+            for layer in model._flatten_layers()
+            if isinstance(layer, keras.layers.LSTM | keras.layers.GRU)
+        ]
+        assert len(layers) >= 3  # the encoder's two directions and the decoder
+        for layer in layers:
+            c = layer.cell
+            assert c.recurrent_dropout == 0 and c.dropout == 0 and c.use_bias
+            assert c.activation is keras.activations.tanh
+            assert c.recurrent_activation is keras.activations.sigmoid
+            assert not layer.unroll and layer.use_cudnn == "auto"
+            assert cell == "lstm" or c.reset_after

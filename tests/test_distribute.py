@@ -63,7 +63,7 @@ def test_two_workers_on_localhost_train_and_agree_on_the_weights(tmp_path, corpu
             subprocess.Popen(
                 [
                     *(sys.executable, SCRIPT, "worker", str(tmp_path / "run")),
-                    *(str(tmp_path / f"w{index}.npz"), str(corpus_file)),
+                    *(str(tmp_path / f"w{index}.npz"), str(corpus_file), str(index)),
                 ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -77,6 +77,7 @@ def test_two_workers_on_localhost_train_and_agree_on_the_weights(tmp_path, corpu
         assert p.returncode == 0, output[-3000:]
     w0, w1 = np.load(tmp_path / "w0.npz"), np.load(tmp_path / "w1.npz")
     assert len(w0.files) == len(w1.files) > 5
+    assert w0["epochs"] == w1["epochs"] < 4  # worker 1's budget stopped both, at the same epoch
     for key in w0.files:
         np.testing.assert_allclose(w0[key], w1[key], rtol=1e-5, atol=1e-6)
     assert (tmp_path / "run" / "eval" / "test.json").exists()  # the chief's run folder
