@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from s2s import runs
+from s2s import distribute, runs
 from s2s.pipeline import Buckets, filter_long, training_dataset
 from s2s.translate import Translator
 
@@ -48,10 +48,12 @@ def log(message: str) -> None:
 # -- the machine ------------------------------------------------------------------------------
 
 
-def matmul_gflops(size: int = 1024, repeats: int = 7, seconds: float = 1.0) -> list[float]:
-    """fp32 ``[size, size] @ [size, size]`` throughput, one figure per ~``seconds`` window."""
-    a = tf.random.normal([size, size])
-    b = tf.random.normal([size, size])
+def matmul_gflops(
+    size: int = 1024, repeats: int = 7, seconds: float = 1.0, dtype: str = "float32"
+) -> list[float]:
+    """``[size, size] @ [size, size]`` throughput in ``dtype``, one figure per ~``seconds``."""
+    a = tf.cast(tf.random.normal([size, size]), dtype)
+    b = tf.cast(tf.random.normal([size, size]), dtype)
 
     @tf.function
     def chain(a, b, n):
@@ -219,18 +221,30 @@ def run_bench(
     log("matmul throughput ...")
     gflops = matmul_gflops()
     results["matmul_gflops"] = spread(gflops)
+    precision = train_cfg["precision"]
+    results["train_precision"] = precision
+    results["threads"] = {
+        "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+    }
+    if precision == "mixed_bfloat16":
+        results["matmul_gflops_bfloat16"] = spread(matmul_gflops(dtype="bfloat16"))
 
     log("input pipeline ...")
     results["input_tokens_per_s"] = spread(input_tokens_per_s(dataset))
 
     log(f"training ({seconds:.0f} s of steps after warm-up) ...")
-    model = compile_model(build_model(config, src_tok, tgt_tok), config)
+    with distribute.precision(precision):
+        model = compile_model(build_model(config, src_tok, tgt_tok), config)
     tokens_per_s = train_tokens_per_s(model, dataset.repeat(), seconds)
     per_token = flops_per_target_token(dataset, model.hparams)
     peak = statistics.median(gflops) * 1e9
     results["train_tokens_per_s"] = spread(tokens_per_s)
     results["train_flops_per_token"] = per_token
     results["train_mfu"] = spread([t * per_token / peak for t in tokens_per_s])
+    if precision == "mixed_bfloat16":  # also against the bfloat16 matmul it runs on
+        peak16 = results["matmul_gflops_bfloat16"]["median"] * 1e9
+        results["train_mfu_vs_bfloat16"] = spread([t * per_token / peak16 for t in tokens_per_s])
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     trained = trained_run is not None and runs.RunPaths(trained_run).model.exists()
