@@ -94,11 +94,13 @@ def training_dataset(
         padding_values=(PAD_ID, PAD_ID, PAD_ID),
         pad_to_bucket_boundary=True,
     )
-    batch_tokens = buckets.batch_tokens
+    batch_tokens, multiple = buckets.batch_tokens, buckets.row_multiple
 
     def fill_batch(src, tgt_in, tgt_out):
-        # Top up a bucket's last, partial batch with padding rows: one shape per bucket.
-        rows = tf.maximum(1, batch_tokens // tf.shape(src)[1]) - tf.shape(src)[0]
+        # Top up a bucket's last, partial batch with padding rows: one shape per bucket
+        # (the bucket's batch size, as in Buckets.batch_sizes).
+        full = tf.maximum(multiple, batch_tokens // tf.shape(src)[1] // multiple * multiple)
+        rows = full - tf.shape(src)[0]
         pad = [[0, rows], [0, 0]]
         return (tf.pad(src, pad), tf.pad(tgt_in, pad)), tf.pad(tgt_out, pad)
 
