@@ -202,6 +202,7 @@ def run_bench(
     trained_run: Path | None,
     seconds: float = 60.0,
     corpus: Path | None = None,
+    decoding: bool = True,
 ) -> dict:
     from s2s.train import build_model, compile_model, prepare_data, prepare_tokenizers
 
@@ -247,6 +248,8 @@ def run_bench(
         results["train_mfu_vs_bfloat16"] = spread([t * per_token / peak16 for t in tokens_per_s])
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+    if not decoding:
+        return results
     trained = trained_run is not None and runs.RunPaths(trained_run).model.exists()
     if trained:
         from s2s.train import load_trained

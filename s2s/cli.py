@@ -167,7 +167,9 @@ def cmd_bench(args) -> int:
     config = load_config(args.lang, args.config, args.overrides)
     run = Path(args.run or f"runs/{args.lang}")
     work = Path("bench") / "work" / args.lang
-    results = run_bench(config, work, run if run.exists() else None, args.seconds)
+    results = run_bench(
+        config, work, run if run.exists() else None, args.seconds, decoding=not args.train_only
+    )
     print(table(results))
     write_results(results, Path(args.out))
     _log(f"written to {args.out}")
@@ -307,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p)
     p.add_argument("--run", help="trained run for the decoding figures (default runs/<lang>)")
     p.add_argument("--seconds", type=float, default=60.0, help="training measurement length")
+    p.add_argument(
+        "--train-only", action="store_true", help="skip decoding and serving (training levers)"
+    )
     p.add_argument("--out", default="bench/results.json")
     p.set_defaults(func=cmd_bench)
 
