@@ -222,8 +222,9 @@ def run_bench(
     log("matmul throughput ...")
     gflops = matmul_gflops()
     results["matmul_gflops"] = spread(gflops)
-    precision = train_cfg["precision"]
+    precision = distribute.resolve_precision(train_cfg["precision"])
     results["train_precision"] = precision
+    results["train_jit_compile"] = train_cfg["jit_compile"]
     results["threads"] = {
         "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),

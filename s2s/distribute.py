@@ -13,8 +13,10 @@ precision.
 The model's train step (:meth:`s2s.model.Seq2Seq.train_step`) makes every strategy compute the
 update a single device would compute on the whole batch.
 
-``train.precision`` is ``float32`` (default), ``mixed_float16`` (GPUs; the loss is scaled) or
-``mixed_bfloat16`` (CPUs with bfloat16 instructions, and recent GPUs).
+``train.precision`` is ``float32``, ``mixed_float16`` (GPUs; the loss is scaled),
+``mixed_bfloat16`` (CPUs with bfloat16 instructions, and recent GPUs) or ``auto`` (default):
+``mixed_float16`` on a GPU of compute capability 7.0 or more, ``mixed_bfloat16`` on a CPU with
+AVX512-BF16 or AMX instructions, else ``float32``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import tensorflow as tf
 
 STRATEGIES = ("one_device", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def split_cpu(replicas: int) -> None:
@@ -92,11 +95,33 @@ def any_worker(strategy: tf.distribute.Strategy):
     return lambda flag: bool(reduce_sum(tf.constant(float(flag))) > 0)
 
 
+def cpu_has_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (Linux: the flags in /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return any(flag in flags for flag in BF16_CPU_FLAGS)
+
+
+def resolve_precision(policy: str) -> str:
+    """``train.precision`` as a Keras dtype policy name (``auto`` decided for this machine)."""
+    if policy != "auto":
+        return policy
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
+        return "mixed_float16" if capability and capability >= (7, 0) else "float32"
+    return "mixed_bfloat16" if cpu_has_bfloat16() else "float32"
+
+
 @contextlib.contextmanager
 def precision(policy: str):
     """Build layers under the dtype policy ``policy`` (variables stay float32)."""
+    policy = resolve_precision(policy)
     if policy not in PRECISIONS:
-        raise ValueError(f"train.precision must be one of {PRECISIONS}, not {policy!r}")
+        raise ValueError(f"train.precision must be auto or one of {PRECISIONS}, not {policy!r}")
     before = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:

@@ -359,8 +359,9 @@ def fit(config, paths, state, splits, src_tok, tgt_tok, log=print) -> None:
             f"best dev BLEU {state['best_bleu']})"
         )
     log(
-        f"model: {model.count_params():,} parameters; {len(src_ids):,} training pairs in "
-        f"{steps} batches of ~{buckets.batch_tokens} tokens"
+        f"model: {model.count_params():,} parameters, "
+        f"{distribute.resolve_precision(train_cfg['precision'])}; {len(src_ids):,} training "
+        f"pairs in {steps} batches of ~{buckets.batch_tokens} tokens"
     )
     translator = Translator.from_config(
         model, src_tok, tgt_tok, config, beam_size=train_cfg["dev_beam_size"]
