@@ -34,6 +34,8 @@ BEFORE_THE_KEY = {
     "model.tie_embeddings": False,
     "train.lr_schedule": "constant",
     "train.average_last": 0,
+    "train.precision": "float32",
+    "search.stopping": "early",
 }
 
 
