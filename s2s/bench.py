@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import platform
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -26,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from s2s import distribute, runs
+from s2s.config import ConfigError
 from s2s.pipeline import Buckets, filter_long, training_dataset
 from s2s.translate import Translator
 
@@ -208,7 +210,11 @@ def run_bench(
 
     keras.utils.set_random_seed(config["train"]["seed"])
     paths = runs.RunPaths(work_dir)
-    runs.start(paths, config)
+    try:
+        runs.start(paths, config)
+    except ConfigError:  # the scratch folder of an older config: start it again
+        shutil.rmtree(work_dir)
+        runs.start(paths, config)
     splits = prepare_data(config, paths, corpus, log=log)
     src_tok, tgt_tok = prepare_tokenizers(config, paths, splits)
     train_cfg = config["train"]
