@@ -206,7 +206,8 @@ def run_bench(
     corpus: Path | None = None,
     decoding: bool = True,
 ) -> dict:
-    from s2s.train import build_model, compile_model, prepare_data, prepare_tokenizers
+    from s2s.runs import build_model
+    from s2s.train import compile_model, prepare_data, prepare_tokenizers
 
     keras.utils.set_random_seed(config["train"]["seed"])
     paths = runs.RunPaths(work_dir)
@@ -259,7 +260,7 @@ def run_bench(
         return results
     trained = trained_run is not None and runs.RunPaths(trained_run).model.exists()
     if trained:
-        from s2s.train import load_trained
+        from s2s.runs import load_trained
 
         config, model, src_tok, tgt_tok = load_trained(trained_run)
     untrained = "untrained (outputs run to the length limit)"

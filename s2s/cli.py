@@ -80,7 +80,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_translate(args) -> int:
-    from s2s.train import load_trained
+    from s2s.runs import load_trained
     from s2s.translate import Sampling, Translator
 
     config, model, src_tok, tgt_tok = load_trained(args.run)
@@ -137,7 +137,8 @@ def cmd_evaluate(args) -> int:
         return 0
     from s2s import data as data_lib
     from s2s import runs
-    from s2s.train import evaluate_test, load_trained
+    from s2s.runs import load_trained
+    from s2s.train import evaluate_test
 
     config, model, src_tok, tgt_tok = load_trained(args.run)
     if args.beam:
@@ -232,7 +233,7 @@ def cmd_plot(args) -> int:
     if args.figure == "curves":
         fig = plots.learning_curves(Path(args.run) / "logs" / "train.csv")
     else:
-        from s2s.train import load_trained
+        from s2s.runs import load_trained
         from s2s.translate import Translator
 
         config, model, src_tok, tgt_tok = load_trained(args.run)

@@ -46,7 +46,7 @@ def share_prepared(first: Path, run: Path) -> None:
 
 
 def parameter_count(run: Path) -> int:
-    from s2s.train import load_trained
+    from s2s.runs import load_trained
 
     return load_trained(run)[1].count_params()
 

@@ -8,6 +8,7 @@ A config is a plain nested ``dict``. ``data/defaults.yaml`` holds every key with
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -81,14 +82,24 @@ def coerce_types(defaults: dict, config: dict, prefix: str = "") -> dict:
     return config
 
 
+@functools.cache
+def _defaults() -> dict:
+    return read_yaml(CONFIG_DIR / "defaults.yaml")
+
+
+def defaults() -> dict:
+    """Every key with its default (``data/defaults.yaml``); a fresh copy each call."""
+    return copy.deepcopy(_defaults())
+
+
 def load_config(
     lang: str | None = None,
     path: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
 ) -> dict:
     """Defaults, then the pair's file (``data/<lang>.yaml`` or ``path``), then the overrides."""
-    defaults = read_yaml(CONFIG_DIR / "defaults.yaml")
-    config = copy.deepcopy(defaults)
+    base = defaults()
+    config = copy.deepcopy(base)
     if path is None and lang is not None:
         path = CONFIG_DIR / f"{lang}.yaml"
         if not path.exists():
@@ -98,7 +109,7 @@ def load_config(
         config = merge(config, read_yaml(Path(path)))
     for assignment in overrides:
         apply_override(config, assignment)
-    coerce_types(defaults, config)
+    coerce_types(base, config)
     validate(config)
     return config
 

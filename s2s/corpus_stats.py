@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from s2s.data import Splits
-from s2s.tokenizer import UNK_ID, Tokenizer, train_sentencepiece
+from s2s.tokenizer import Tokenizer, train_sentencepiece
+from s2s.vocab import UNK_ID
 
 PERCENTILES = (50, 90, 95, 99, 100)
 CHAR_LIMITS = (25, 50, 75, 100, 150, 200)

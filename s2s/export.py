@@ -29,7 +29,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from s2s.search import beam_search, greedy_search
-from s2s.tokenizer import EOS_ID, PAD_ID, UNK_ID
+from s2s.vocab import EOS_ID, PAD_ID, UNK_ID
 
 TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
 WARMUP_SENTENCES = ("", "你好。", "我们明天早上去公园散步吧，好吗？")
@@ -140,7 +140,7 @@ def next_version(folder: Path) -> int:
 
 def export(run_dir: str | Path, out_dir: str | Path, beam_size: int | None = None) -> Path:
     """Export the run's best model to ``out_dir/<next version>/``; returns that folder."""
-    from s2s.train import load_trained
+    from s2s.runs import load_trained
 
     config, model, src_tok, tgt_tok = load_trained(run_dir)
     search = {**config["search"], **({"beam_size": beam_size} if beam_size else {})}

@@ -15,7 +15,8 @@ from keras import ops
 
 from s2s.attention import Attention
 from s2s.cells import recurrent_layer, state_count
-from s2s.tokenizer import PAD_ID
+from s2s.loss import sequence_loss
+from s2s.vocab import PAD_ID
 
 
 @keras.saving.register_keras_serializable(package="s2s")
@@ -327,6 +328,7 @@ class Seq2Seq(keras.Model):
         )
         self.label_smoothing = 0.0
         self.clipnorm: float | None = None
+        self.sequence_loss = sequence_loss
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.nll_tracker = keras.metrics.Mean(name="nll")
         self.grad_norm_tracker = keras.metrics.Mean(name="grad_norm")
@@ -354,22 +356,28 @@ class Seq2Seq(keras.Model):
     # -- training ---------------------------------------------------------------------------
 
     def compile(
-        self, optimizer, label_smoothing: float = 0.0, clipnorm: float | None = None, **kwargs
+        self,
+        optimizer,
+        label_smoothing: float = 0.0,
+        clipnorm: float | None = None,
+        sequence_loss=sequence_loss,
+        **kwargs,
     ):
-        """``label_smoothing`` and global-norm ``clipnorm`` are used by :meth:`train_step`."""
+        """``sequence_loss(logits, targets, label_smoothing) -> (loss, nll, tokens)`` (see
+        :mod:`s2s.loss`), ``label_smoothing`` and global-norm ``clipnorm`` are used by
+        :meth:`train_step` and :meth:`test_step`."""
         super().compile(optimizer=optimizer, **kwargs)
         self.label_smoothing, self.clipnorm = label_smoothing, clipnorm
+        self.sequence_loss = sequence_loss
 
     @property
     def metrics(self):
         return [self.loss_tracker, self.nll_tracker, self.grad_norm_tracker, self.tokens_tracker]
 
     def _sequence_losses(self, data, training):
-        from s2s.train import sequence_loss
-
         (src, tgt_in), tgt_out = data
         logits = self((src, tgt_in), training=training)
-        return sequence_loss(logits, tgt_out, self.label_smoothing)
+        return self.sequence_loss(logits, tgt_out, self.label_smoothing)
 
     def train_step(self, data):
         """One update. Under a ``tf.distribute`` strategy each replica holds part of the global

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from s2s.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from s2s.vocab import BOS_ID, EOS_ID, PAD_ID
 
 
 @dataclass(frozen=True)

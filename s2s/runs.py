@@ -17,7 +17,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from s2s.config import ConfigError, read_yaml, save_config
+import keras
+
+from s2s.config import ConfigError, coerce_types, defaults, merge, read_yaml, save_config
+from s2s.model import Seq2Seq
+from s2s.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -75,11 +79,26 @@ class RunPaths:
 _FIXED_SECTIONS = ("data", "tokenizer", "model")
 
 
+def read_config(paths: RunPaths) -> dict:
+    """The run's saved config merged over today's defaults.
+
+    A run made before a key existed gets that key's default, so resuming and loading keep
+    working when the defaults grow (a new key's default must keep what older code did).
+    """
+    if not paths.config.exists():
+        raise FileNotFoundError(
+            f"{paths.root} is not a run folder (no config.yaml); "
+            f"train one with: make train LANG=zh-en"
+        )
+    base = defaults()
+    return coerce_types(base, merge(base, read_yaml(paths.config)))
+
+
 def check_resumable(paths: RunPaths, config: dict) -> None:
     """Refuse to continue a run whose data, tokenizer or model settings differ from ``config``."""
     if not paths.config.exists():
         return
-    saved = read_yaml(paths.config)
+    saved = read_config(paths)
     changed = [s for s in _FIXED_SECTIONS if saved.get(s) != config.get(s)]
     if changed:
         raise ConfigError(
@@ -104,3 +123,33 @@ def write_state(paths: RunPaths, state: dict) -> None:
     tmp = paths.state.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
     tmp.replace(paths.state)
+
+
+# -- the model a run trains -------------------------------------------------------------------
+
+
+def build_model(config: dict, src_tok: Tokenizer, tgt_tok: Tokenizer) -> Seq2Seq:
+    """The run's model with every weight created (untrained)."""
+    model = Seq2Seq.from_config_dict(config["model"], src_tok.vocab_size, tgt_tok.vocab_size)
+    model.build_from_config({})
+    return model
+
+
+def load_trained(run_dir: str | Path, weights: str = "best"):
+    """``(config, model, src_tokenizer, tgt_tokenizer)`` of a trained run.
+
+    ``weights``: ``best`` (``model.keras`` once the run finished, else the best checkpoint) or
+    ``last`` (the last checkpoint).
+    """
+    paths = RunPaths(Path(run_dir))
+    config = read_config(paths)
+    src_tok, tgt_tok = Tokenizer(paths.spm("src")), Tokenizer(paths.spm("tgt"))
+    if weights == "best" and paths.model.exists():
+        model = keras.saving.load_model(paths.model, compile=False)
+    else:
+        model = build_model(config, src_tok, tgt_tok)
+        path = paths.best_weights if weights == "best" else paths.last_weights
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist: the run has no checkpoint yet")
+        model.load_weights(path)
+    return config, model, src_tok, tgt_tok

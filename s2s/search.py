@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from s2s.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from s2s.vocab import BOS_ID, EOS_ID, PAD_ID
 
 NEG_INF = -1e30  # a finite "minus infinity": sums and divisions stay finite, never NaN
 _FINISHED_THRESHOLD = -1e20

@@ -15,8 +15,9 @@ from pathlib import Path
 import sentencepiece as spm
 
 from s2s.data import normalization_rules
+from s2s.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+__all__ = ["BOS_ID", "EOS_ID", "PAD_ID", "UNK_ID", "Tokenizer", "train_sentencepiece"]
 
 
 def train_sentencepiece(

@@ -19,32 +19,12 @@ from tqdm.auto import tqdm
 from s2s import data as data_lib
 from s2s import distribute, runs
 from s2s.evaluate import score, write_report
+from s2s.loss import sequence_loss
 from s2s.model import Seq2Seq
 from s2s.pipeline import Buckets, filter_long, training_dataset
-from s2s.tokenizer import PAD_ID, Tokenizer, train_sentencepiece
+from s2s.runs import build_model, load_trained
+from s2s.tokenizer import Tokenizer, train_sentencepiece
 from s2s.translate import Translator
-
-
-def sequence_loss(logits, targets, label_smoothing: float = 0.0):
-    """Masked token-level cross-entropy: ``(loss, nll, tokens)``.
-
-    Padding (id 0) contributes nothing. With label smoothing ``e`` the loss per token is
-    ``(1 - e) * nll + e * mean_v(-log p_v)``; ``nll`` is reported without smoothing.
-    """
-    logits = tf.cast(logits, tf.float32)
-    mask = tf.cast(tf.not_equal(targets, PAD_ID), tf.float32)
-    nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
-    per_token = nll
-    if label_smoothing:
-        uniform = tf.reduce_logsumexp(logits, axis=-1) - tf.reduce_mean(logits, axis=-1)
-        per_token = (1.0 - label_smoothing) * nll + label_smoothing * uniform
-    tokens = tf.reduce_sum(mask)
-    denominator = tf.maximum(tokens, 1.0)
-    return (
-        tf.reduce_sum(per_token * mask) / denominator,
-        tf.reduce_sum(nll * mask) / denominator,
-        tokens,
-    )
 
 
 class TrainingDiverged(RuntimeError):
@@ -89,12 +69,6 @@ def prepare_tokenizers(
     return tokenizers[0], tokenizers[1]
 
 
-def build_model(config: dict, src_tok: Tokenizer, tgt_tok: Tokenizer) -> Seq2Seq:
-    model = Seq2Seq.from_config_dict(config["model"], src_tok.vocab_size, tgt_tok.vocab_size)
-    model.build_from_config({})
-    return model
-
-
 @keras.saving.register_keras_serializable(package="s2s")
 class InverseSqrt(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up to ``peak`` over ``warmup`` steps, then ``peak * sqrt(warmup / step)``."""
@@ -118,42 +92,20 @@ def learning_rate(train: dict):
     return train["learning_rate"]
 
 
-def compile_model(model: Seq2Seq, config: dict, jit_compile: bool | None = None) -> Seq2Seq:
+def compile_model(
+    model: Seq2Seq, config: dict, jit_compile: bool | None = None, loss=sequence_loss
+) -> Seq2Seq:
+    """Adam, clipping and label smoothing of ``config["train"]``, and the training ``loss``."""
     train = config["train"]
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate(train)),
         label_smoothing=train["label_smoothing"],
         clipnorm=train["clipnorm"],
+        sequence_loss=loss,
         jit_compile=train["jit_compile"] if jit_compile is None else jit_compile,
     )
     model.optimizer.build(model.trainable_variables)
     return model
-
-
-def load_trained(run_dir: str | Path, weights: str = "best"):
-    """``(config, model, src_tokenizer, tgt_tokenizer)`` of a trained run."""
-    paths = runs.RunPaths(Path(run_dir))
-    if not paths.config.exists():
-        raise FileNotFoundError(
-            f"{paths.root} is not a run folder (no config.yaml); "
-            f"train one with: make train LANG=zh-en"
-        )
-    from s2s.config import CONFIG_DIR, read_yaml
-
-    config = read_yaml(paths.config)
-    # Search settings added after the run was made take today's defaults (the model's own
-    # sections must stay as the run had them).
-    config["search"] = {**read_yaml(CONFIG_DIR / "defaults.yaml")["search"], **config["search"]}
-    src_tok, tgt_tok = Tokenizer(paths.spm("src")), Tokenizer(paths.spm("tgt"))
-    if weights == "best" and paths.model.exists():
-        model = keras.saving.load_model(paths.model, compile=False)
-    else:
-        model = build_model(config, src_tok, tgt_tok)
-        path = paths.best_weights if weights == "best" else paths.last_weights
-        if not path.exists():
-            raise FileNotFoundError(f"{path} does not exist: the run has no checkpoint yet")
-        model.load_weights(path)
-    return config, model, src_tok, tgt_tok
 
 
 # -- callbacks --------------------------------------------------------------------------------
@@ -302,8 +254,13 @@ def dev_scores(translator: Translator, sources: list[str], refs: list[list[str]]
 # -- the whole run ----------------------------------------------------------------------------
 
 
-def train(config: dict, run_dir: str | Path, corpus: Path | None = None, log=print) -> dict:
-    """Train (or resume) the run in ``run_dir`` and evaluate its best checkpoint on test."""
+def train(
+    config: dict, run_dir: str | Path, corpus: Path | None = None, log=print, loss=sequence_loss
+) -> dict:
+    """Train (or resume) the run in ``run_dir`` and evaluate its best checkpoint on test.
+
+    ``loss``: the training loss (:func:`s2s.loss.sequence_loss`; tests pass others).
+    """
     keras.utils.set_random_seed(config["train"]["seed"])
     if config["train"]["distribute"] == "multi_worker" and distribute.worker_index():
         # Only the chief writes the run folder; the others keep their own copies apart.
@@ -315,12 +272,12 @@ def train(config: dict, run_dir: str | Path, corpus: Path | None = None, log=pri
     src_tok, tgt_tok = prepare_tokenizers(config, paths, splits)
 
     if not state["finished"]:
-        fit(config, paths, state, splits, src_tok, tgt_tok, log)
+        fit(config, paths, state, splits, src_tok, tgt_tok, log, loss)
     _, model, _, _ = load_trained(paths.root)
     return evaluate_test(config, paths, model, src_tok, tgt_tok, splits, log)
 
 
-def fit(config, paths, state, splits, src_tok, tgt_tok, log=print) -> None:
+def fit(config, paths, state, splits, src_tok, tgt_tok, log=print, loss=sequence_loss) -> None:
     train_cfg = config["train"]
     strategy = distribute.make_strategy(train_cfg)
     buckets = Buckets(
@@ -345,7 +302,7 @@ def fit(config, paths, state, splits, src_tok, tgt_tok, log=print) -> None:
     # XLA does not compile a step that holds cross-replica reductions.
     jit = train_cfg["jit_compile"] and not distribute.is_distributed(strategy)
     with strategy.scope(), distribute.precision(train_cfg["precision"]):
-        model = compile_model(build_model(config, src_tok, tgt_tok), config, jit)
+        model = compile_model(build_model(config, src_tok, tgt_tok), config, jit, loss)
     if distribute.is_distributed(strategy):
         log(
             f"{train_cfg['distribute']}: {strategy.num_replicas_in_sync} replicas, "

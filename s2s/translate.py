@@ -17,7 +17,8 @@ import tensorflow as tf
 from s2s.data import normalize
 from s2s.pipeline import pad_batch
 from s2s.search import beam_search, greedy_search, sample_search
-from s2s.tokenizer import EOS_ID, Tokenizer
+from s2s.tokenizer import Tokenizer
+from s2s.vocab import EOS_ID
 
 
 @dataclass

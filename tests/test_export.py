@@ -8,7 +8,7 @@ import pytest
 from s2s import data as data_lib
 from s2s import runs
 from s2s.export import export, next_version
-from s2s.train import load_trained
+from s2s.runs import load_trained
 from s2s.translate import Translator
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -120,7 +120,7 @@ def test_every_cell_type_exports_and_translates_like_python(trained_run, tmp_pat
     import tensorflow as tf
 
     from s2s.config import read_yaml, save_config
-    from s2s.train import build_model
+    from s2s.runs import build_model
 
     run = tmp_path / "run"
     shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("checkpoints", "model.keras"))

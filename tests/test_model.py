@@ -4,9 +4,9 @@ import pytest
 import tensorflow as tf
 from conftest import random_batch, random_model
 
+from s2s.loss import sequence_loss
 from s2s.model import Seq2Seq
-from s2s.tokenizer import BOS_ID
-from s2s.train import sequence_loss
+from s2s.vocab import BOS_ID
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "mgu", "rnn"])
@@ -99,20 +99,3 @@ def test_bridges_and_tied_embeddings_keep_search_and_training_in_step(bridge, ti
     names = [v.path for v in model.trainable_variables]
     assert any("bridge" in n for n in names) == (bridge == "projection")
     assert any("output_proj" in n for n in names) != tie
-
-
-def test_loss_ignores_padding_and_applies_label_smoothing():
-    logits = tf.constant(np.random.default_rng(2).normal(size=(1, 3, 7)), tf.float32)
-    targets = tf.constant([[4, 5, 0]])
-    loss, nll, tokens = sequence_loss(logits, targets, 0.0)
-    logp = tf.nn.log_softmax(logits).numpy()
-    expected = -(logp[0, 0, 4] + logp[0, 1, 5]) / 2
-    assert (
-        float(tokens) == 2
-        and np.isclose(float(nll), expected)
-        and np.isclose(float(loss), expected)
-    )
-    smoothed, nll_s, _ = sequence_loss(logits, targets, 0.1)
-    uniform = -(logp[0, 0].mean() + logp[0, 1].mean()) / 2
-    assert np.isclose(float(smoothed), 0.9 * expected + 0.1 * uniform, rtol=1e-5)
-    assert np.isclose(float(nll_s), expected)

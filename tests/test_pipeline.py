@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from s2s.pipeline import Buckets, filter_long, pad_batch, training_dataset
-from s2s.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from s2s.vocab import BOS_ID, EOS_ID, PAD_ID
 
 
 def pairs(rng, n=300, max_len=20):

@@ -4,7 +4,7 @@ import tensorflow as tf
 from conftest import random_batch, random_model
 
 from s2s.search import beam_search, greedy_search, length_penalty, sample_search
-from s2s.tokenizer import BOS_ID, EOS_ID
+from s2s.vocab import BOS_ID, EOS_ID
 
 A, B = 4, 5
 

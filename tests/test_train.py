@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from conftest import ROOT, TINY, random_model
 
-import s2s.train
 from s2s import runs
 from s2s.config import ConfigError, load_config
-from s2s.train import InverseSqrt, TrainingDiverged, average_checkpoints, sequence_loss, train
+from s2s.loss import sequence_loss
+from s2s.train import InverseSqrt, TrainingDiverged, average_checkpoints, train
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -55,9 +55,7 @@ def test_inverse_sqrt_warms_up_then_decays():
 
 
 @pytest.mark.slow
-def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(
-    trained_run, tmp_path, monkeypatch
-):
+def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(trained_run, tmp_path):
     run = tmp_path / "zh-en"
     shutil.copytree(trained_run, run)
     paths = runs.RunPaths(run)
@@ -69,10 +67,9 @@ def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(
         loss, nll, tokens = sequence_loss(logits, targets, label_smoothing)
         return loss * float("nan"), nll, tokens
 
-    monkeypatch.setattr(s2s.train, "sequence_loss", diverging_loss)
     config = load_config("zh-en", overrides=[*TINY, "train.epochs=3"])
     with pytest.raises(TrainingDiverged, match="last good checkpoint is kept"):
-        train(config, run, log=lambda *_: None)
+        train(config, run, log=lambda *_: None, loss=diverging_loss)
     assert paths.last_weights.read_bytes() == before
     assert runs.read_state(paths)["epoch"] == state["epoch"]
 

@@ -5,7 +5,7 @@ import sys
 import pytest
 from conftest import ROOT
 
-from s2s.train import load_trained
+from s2s.runs import load_trained
 from s2s.translate import Translator
 
 ENV_PATH = {"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", "LANG": "zh-en"}

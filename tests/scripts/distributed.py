@@ -65,7 +65,8 @@ def worker(run: str, out: str) -> None:
     from conftest import TINY
 
     from s2s.config import load_config
-    from s2s.train import load_trained, train
+    from s2s.runs import load_trained
+    from s2s.train import train
 
     keras.config.disable_traceback_filtering()
     # Worker 1 alone runs out of time (during epoch 1): both must stop after it, together.
