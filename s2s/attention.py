@@ -9,7 +9,17 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-MASKED_SCORE = -1e9  # not -inf: a fully padded row must give zeros, not NaN
+KINDS = ("dot", "general", "additive")
+
+
+def masked_score(dtype) -> float:
+    """The score given to padded memory slots: very negative, yet finite in ``dtype``.
+
+    Not ``-inf``: a fully padded row (bucket top-up rows, an empty sentence) must give a
+    uniform softmax, not NaN. ``-1e9`` is ``-inf`` in float16, so float16 uses ``-3e4`` (as
+    Keras's own softmax does); ``exp(-3e4 - max)`` is still exactly 0 next to any real score.
+    """
+    return -3e4 if keras.backend.standardize_dtype(dtype) == "float16" else -1e9
 
 
 @keras.saving.register_keras_serializable(package="s2s")
@@ -38,8 +48,8 @@ class Attention(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if kind not in ("dot", "general", "additive"):
-            raise ValueError(f"unknown attention {kind!r}")
+        if kind not in KINDS:
+            raise ValueError(f"unknown attention {kind!r}; choose from {', '.join(KINDS)}")
         self.kind, self.query_dim, self.units, self.scaled = kind, query_dim, units, scaled
         if kind == "general":
             self.key_proj = keras.layers.Dense(query_dim, use_bias=False, name="key_proj")
@@ -60,7 +70,9 @@ class Attention(keras.layers.Layer):
             scores = ops.matmul(query, ops.transpose(keys, (0, 2, 1)))
             if self.scaled:  # keeps the softmax from saturating before alignment is learned
                 scores = scores / ops.sqrt(ops.cast(self.query_dim, scores.dtype))
-        scores = ops.where(mask[:, None, :], scores, ops.cast(MASKED_SCORE, scores.dtype))
+        scores = ops.where(
+            mask[:, None, :], scores, ops.cast(masked_score(scores.dtype), scores.dtype)
+        )
         weights = ops.softmax(scores, axis=-1)
         return ops.matmul(weights, memory), weights
 

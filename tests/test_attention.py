@@ -52,3 +52,19 @@ def test_scaled_scores_are_divided_by_the_square_root_of_the_query_width():
     expected = np.exp(scores) / np.exp(scores).sum(-1, keepdims=True)
     np.testing.assert_allclose(w_scaled, expected, rtol=1e-5)
     assert np.asarray(w_plain).max() > np.asarray(w_scaled).max()  # sharper without scaling
+
+
+@pytest.mark.parametrize("kind", ["dot", "general", "additive"])
+def test_a_fully_padded_row_is_finite_in_float16(kind):
+    """-1e9 is -inf in float16: a fully masked row then gave a softmax of NaN."""
+    from s2s.distribute import precision
+
+    with precision("mixed_float16"):
+        att = Attention(kind, query_dim=4, units=3)
+    memory = np.ones((2, 3, 4), "float16")
+    mask = np.array([[True, True, False], [False, False, False]])
+    context, weights = att(np.ones((2, 2, 4), "float16"), att.keys(memory), memory, mask)
+    assert weights.dtype == "float16"
+    assert np.isfinite(ops.convert_to_numpy(context)).all()
+    np.testing.assert_allclose(ops.convert_to_numpy(weights)[1], 1 / 3, rtol=1e-3)
+    assert np.all(ops.convert_to_numpy(weights)[0, :, 2] == 0.0)
