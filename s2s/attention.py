@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-KINDS = ("dot", "general", "additive")
+from s2s.choices import ATTENTION as KINDS
 
 
 def masked_score(dtype) -> float:

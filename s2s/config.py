@@ -8,11 +8,14 @@ A config is a plain nested ``dict``. ``data/defaults.yaml`` holds every key with
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from s2s import choices
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "data"
@@ -97,7 +100,11 @@ def load_config(
     path: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
 ) -> dict:
-    """Defaults, then the pair's file (``data/<lang>.yaml`` or ``path``), then the overrides."""
+    """Defaults, then the pair's file (``data/<lang>.yaml`` or ``path``), then the overrides.
+
+    Everything is checked here, before any work starts: unknown keys in the file or the
+    overrides, numbers, and every enumerated value (:mod:`s2s.choices`).
+    """
     base = defaults()
     config = copy.deepcopy(base)
     if path is None and lang is not None:
@@ -106,7 +113,9 @@ def load_config(
             pairs = sorted(p.stem for p in CONFIG_DIR.glob("*-*.yaml"))
             raise ConfigError(f"no config for language pair {lang!r} (have: {', '.join(pairs)})")
     if path is not None:
-        config = merge(config, read_yaml(Path(path)))
+        update = read_yaml(Path(path))
+        check_known(base, update, str(path))
+        config = merge(config, update)
     for assignment in overrides:
         apply_override(config, assignment)
     coerce_types(base, config)
@@ -114,23 +123,32 @@ def load_config(
     return config
 
 
-CELLS = ("lstm", "gru", "mgu", "rnn")
+def check_known(defaults: dict, update: dict, source: str, prefix: str = "") -> None:
+    """Refuse keys of ``update`` that ``defaults`` lacks (a typo would otherwise be ignored).
+
+    Sections whose default is ``null`` (``data.columns``) take any keys.
+    """
+    for key, value in update.items():
+        dotted = f"{prefix}{key}"
+        if key not in defaults:
+            close = difflib.get_close_matches(str(key), [str(k) for k in defaults], n=1)
+            hint = f"; did you mean {prefix}{close[0]}?" if close else ""
+            known = ", ".join(sorted(map(str, defaults)))
+            raise ConfigError(f"{source}: unknown key {dotted!r}{hint} (known here: {known})")
+        if isinstance(value, dict) and isinstance(defaults[key], dict):
+            check_known(defaults[key], value, source, f"{dotted}.")
+        elif isinstance(defaults[key], dict):
+            raise ConfigError(f"{source}: {dotted} is a section, not a value ({value!r})")
 
 
 def validate(config: dict) -> None:
-    """Catch the mistakes that would otherwise surface deep inside TensorFlow."""
+    """Catch the mistakes that would otherwise surface deep inside TensorFlow, or after data
+    preparation, SentencePiece and training."""
+    check_choices(config)
     src, tgt = config["data"]["src_lang"], config["data"]["tgt_lang"]
     if not src or not tgt or src == tgt:
         raise ConfigError(f"data.src_lang and data.tgt_lang must differ (got {src!r}, {tgt!r})")
     model = config["model"]
-    if model["attention"] not in ("dot", "general", "additive"):
-        raise ConfigError(
-            f"model.attention must be dot, general or additive, not {model['attention']!r}"
-        )
-    if model["cell"] not in CELLS:
-        raise ConfigError(f"model.cell must be one of {', '.join(CELLS)}, not {model['cell']!r}")
-    if model["bridge"] not in ("final", "projection", "zeros"):
-        raise ConfigError(f"model.bridge must be final, projection or zeros: {model['bridge']!r}")
     if model["tie_embeddings"] and model["attention_dim"] != model["embedding_dim"]:
         raise ConfigError(
             "model.tie_embeddings needs model.attention_dim == model.embedding_dim "
@@ -138,13 +156,20 @@ def validate(config: dict) -> None:
         )
     if min(model["encoder_layers"], model["decoder_layers"]) < 1:
         raise ConfigError("model.encoder_layers and model.decoder_layers must be at least 1")
-    if config["train"]["lr_schedule"] not in ("constant", "inverse_sqrt", "plateau"):
-        raise ConfigError("train.lr_schedule must be constant, inverse_sqrt or plateau")
     if config["search"]["beam_size"] < 1:
         raise ConfigError("search.beam_size must be at least 1")
     boundaries = config["train"]["bucket_boundaries"]
     if list(boundaries) != sorted(set(boundaries)):
         raise ConfigError("train.bucket_boundaries must be strictly increasing")
+
+
+def check_choices(config: dict) -> None:
+    """Every enumerated key holds one of its choices (``compare.cells``: each item does)."""
+    for dotted, allowed in choices.BY_KEY.items():
+        value = get(config, dotted)
+        for item in value if isinstance(value, list) else [value]:
+            if item not in allowed:
+                raise ConfigError(f"{dotted} must be one of {', '.join(allowed)}, not {item!r}")
 
 
 def save_config(config: dict, path: Path) -> None:

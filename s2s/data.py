@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from s2s.choices import SCRIPTS
+
 # Full-width punctuation that Chinese text uses and NFKC would turn into ASCII.
 CJK_PUNCTUATION = "，！？：；（）"
 _CJK_PUNCT_RUN = re.compile(f"([{CJK_PUNCTUATION}]+)")
@@ -86,7 +88,6 @@ def normalize(text: str, lang: str, script: str = "keep") -> str:
     return _SPACES.sub(" ", text).strip()
 
 
-SCRIPTS = ("keep", "simplified")
 _HAN_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F))
 
 

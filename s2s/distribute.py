@@ -28,8 +28,8 @@ import os
 import keras
 import tensorflow as tf
 
-STRATEGIES = ("one_device", "mirrored", "multi_worker")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+from s2s.choices import PRECISIONS, STRATEGIES
+
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 

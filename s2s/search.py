@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from s2s.choices import STOPPING
 from s2s.vocab import BOS_ID, EOS_ID, PAD_ID
 
 NEG_INF = -1e30  # a finite "minus infinity": sums and divisions stay finite, never NaN
@@ -181,8 +182,8 @@ def beam_search(
     k = beam_size
     batch = tf.shape(src)[0]
     memory, keys, mask, states = model.encode(src)
-    if stopping not in ("exact", "early"):
-        raise ValueError(f"stopping must be 'exact' or 'early', not {stopping!r}")
+    if stopping not in STOPPING:
+        raise ValueError(f"stopping must be one of {STOPPING}, not {stopping!r}")
     limit, steps = max_output_lengths(src, max_len_a, max_len_b)
     longest_penalty = length_penalty(limit + 1, alpha)  # [B]: </s> included
     tile = lambda x: tf.repeat(x, k, axis=0)  # noqa: E731  [B, ...] -> [B*K, ...]

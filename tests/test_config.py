@@ -1,6 +1,6 @@
 import pytest
 
-from s2s.config import ConfigError, load_config
+from s2s.config import ConfigError, get, load_config
 
 
 def test_pair_file_sets_languages():
@@ -44,3 +44,50 @@ def test_invalid_values_are_refused():
         load_config("zh-en", overrides=["model.tie_embeddings=true", "model.attention_dim=128"])
     with pytest.raises(ConfigError, match="lr_schedule"):
         load_config("zh-en", overrides=["train.lr_schedule=cosine"])
+
+
+def test_an_unknown_key_in_a_config_file_is_an_error_naming_file_and_key(tmp_path):
+    """It used to be ignored: ``train: {epoch: 3}`` trained for the default 40 epochs."""
+    path = tmp_path / "pair.yaml"
+    path.write_text("data: {src_lang: zh, tgt_lang: en}\ntrain: {epoch: 3}\n")
+    with pytest.raises(ConfigError, match=r"pair\.yaml: unknown key 'train\.epoch'.*train\.epochs"):
+        load_config(path=path)
+    path.write_text("data: {src_lang: zh, tgt_lang: en}\ntokenizer: {src: {vocab: 100}}\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'tokenizer\.src\.vocab'"):
+        load_config(path=path)
+    path.write_text("data: {src_lang: zh, tgt_lang: en}\nmodel: 3\n")
+    with pytest.raises(ConfigError, match=r"model is a section"):
+        load_config(path=path)
+    path.write_text("data: {src_lang: zh, tgt_lang: en, columns: {zh: 1, en: 0}}\n")
+    assert load_config(path=path)["data"]["columns"] == {"zh": 1, "en": 0}  # free-form section
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "search.stopping=exactly",
+        "train.precision=float8",
+        "train.distribute=mirored",
+        "model.bridge=none",
+        "data.chinese_script=traditional",
+        "tokenizer.src.model_type=wordpiece",
+        "compare.cells=[lstm, transformer]",
+    ],
+)
+def test_every_enumerated_key_is_checked_before_any_work(override):
+    """These were caught only where they were used: after data, SentencePiece and training."""
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"{key} must be one of"):
+        load_config("zh-en", overrides=[override])
+
+
+def test_the_components_take_their_choices_from_one_list():
+    from s2s import attention, cells, choices, distribute, model
+
+    assert tuple(cells.CELLS) == choices.CELLS
+    assert attention.KINDS == choices.ATTENTION
+    assert model.Bridge.KINDS == choices.BRIDGES
+    assert distribute.STRATEGIES == choices.STRATEGIES
+    config = load_config("zh-en")
+    for dotted in choices.BY_KEY:  # every enumerated key exists in the defaults
+        get(config, dotted)
