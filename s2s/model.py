@@ -15,6 +15,7 @@ from keras import ops
 
 from s2s.attention import Attention
 from s2s.cells import recurrent_layer, state_count
+from s2s.choices import BRIDGES
 from s2s.loss import sequence_loss
 from s2s.vocab import PAD_ID
 
@@ -224,7 +225,7 @@ class Bridge(keras.layers.Layer):
     state tensor; ``zeros``: the decoder starts from zeros and learns everything from attention.
     """
 
-    KINDS = ("final", "projection", "zeros")
+    KINDS = BRIDGES
 
     def __init__(self, kind: str = "final", units: int = 512, num_states: int = 1, **kwargs):
         super().__init__(**kwargs)
@@ -367,6 +368,7 @@ class Seq2Seq(keras.Model):
         :mod:`s2s.loss`), ``label_smoothing`` and global-norm ``clipnorm`` are used by
         :meth:`train_step` and :meth:`test_step`."""
         super().compile(optimizer=optimizer, **kwargs)
+        _apply_gradients_as_given(self.optimizer)
         self.label_smoothing, self.clipnorm = label_smoothing, clipnorm
         self.sequence_loss = sequence_loss
 
@@ -383,7 +385,8 @@ class Seq2Seq(keras.Model):
         """One update. Under a ``tf.distribute`` strategy each replica holds part of the global
         batch; its loss is weighted by its share of the global token count and the gradients
         are summed over replicas before clipping, so the update is the one a single device
-        would make on the whole batch."""
+        would make on the whole batch. The optimizer applies the sum as it is (one all-reduce
+        per gradient, not two: see :func:`_apply_gradients_as_given`)."""
         replica = tf.distribute.get_replica_context()
         replicas = replica.num_replicas_in_sync if replica is not None else 1
         scale = self.optimizer.scale_loss(tf.constant(1.0))  # mixed_float16 loss scale, else 1
@@ -402,8 +405,6 @@ class Seq2Seq(keras.Model):
             grads, norm = tf.clip_by_global_norm(grads, self.clipnorm * scale)
         else:
             norm = tf.linalg.global_norm(grads)
-        if replicas > 1:  # the optimizer sums over replicas once more
-            grads = [_scaled(g, 1.0 / replicas) for g in grads]
         self.optimizer.apply(grads, self.trainable_variables)
         return self._update_metrics(loss, nll, tokens, norm / scale, replicas)
 
@@ -456,8 +457,18 @@ class Seq2Seq(keras.Model):
         self((one, one))
 
 
-def _scaled(gradient, factor: float):
-    """``gradient * factor`` for dense gradients and for embeddings' ``IndexedSlices``."""
-    if isinstance(gradient, tf.IndexedSlices):
-        return tf.IndexedSlices(gradient.values * factor, gradient.indices, gradient.dense_shape)
-    return gradient * factor
+def _apply_gradients_as_given(optimizer) -> None:
+    """Stop ``optimizer`` from summing the gradients over replicas inside ``apply``.
+
+    Keras's TensorFlow optimizer all-reduces the gradients it is given. :meth:`Seq2Seq.train_step`
+    has summed them already, because clipping must see the global gradient's norm; a second
+    sum doubled each step's traffic (and the step then divided by the replica count to undo
+    it). Outside a replica context Keras's reduction does nothing, so one device is unaffected.
+    """
+    inner = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer wraps one
+    if not hasattr(inner, "_all_reduce_sum_gradients"):
+        raise RuntimeError(
+            f"{type(inner).__name__} has no _all_reduce_sum_gradients: this Keras version "
+            "reduces gradients elsewhere; review Seq2Seq.train_step before training"
+        )
+    inner._all_reduce_sum_gradients = list  # [(grad, var), ...] -> the same pairs

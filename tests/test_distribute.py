@@ -42,6 +42,10 @@ def test_mirrored_over_two_cpu_devices_makes_the_single_device_update(tmp_path):
     for key in deltas:  # SGD with rate 1: the update is minus the clipped gradient
         mirrored_key = key.replace("single", "mirrored")
         np.testing.assert_allclose(r[mirrored_key], r[key], rtol=1e-4, atol=1e-7)
+    # One all-reduce of the gradients per replica and trace: the step's own, before clipping.
+    # Keras's optimizer used to sum them a second time.
+    sizes = list(r["all_reduce_sizes"])
+    assert sizes.count(int(r["gradients"])) == sizes.count(2) > 0  # [loss, nll]: once a step
 
 
 def free_ports(n: int) -> list[int]:

@@ -2,7 +2,7 @@
 
 ``mirrored OUT``: one SGD step on the same global batch with the default strategy and with
 ``MirroredStrategy`` over 2 logical CPU devices; writes both losses, gradient norms and
-weight updates to OUT (.npz).
+weight updates to OUT (.npz), and how many tensors each all-reduce of the mirrored step took.
 ``worker RUN OUT``: one worker of a ``multi_worker`` training run (TF_CONFIG set by the test);
 trains the tiny config through ``s2s.train.train`` and writes the final weights to OUT.
 """
@@ -32,6 +32,20 @@ def one_step(model, batch, strategy):
     )
 
 
+def count_all_reduces(tf) -> list[int]:
+    """Record, for every ``ReplicaContext.all_reduce`` call from now on, how many tensors it
+    reduced (the calls happen while the train step is traced, once per replica)."""
+    sizes = []
+    original = tf.distribute.ReplicaContext.all_reduce
+
+    def counting(self, reduce_op, value, options=None):
+        sizes.append(len(tf.nest.flatten(value, expand_composites=False)))
+        return original(self, reduce_op, value, options)
+
+    tf.distribute.ReplicaContext.all_reduce = counting
+    return sizes
+
+
 def mirrored(out: str) -> None:
     import tensorflow as tf
 
@@ -49,6 +63,8 @@ def mirrored(out: str) -> None:
     batch = tf.data.Dataset.from_tensors(((src, tgt_in), tgt_out))
     results = {}
     for name, strat in (("single", tf.distribute.get_strategy()), ("mirrored", strategy)):
+        if name == "mirrored":
+            reduced_sizes = count_all_reduces(tf)
         with strat.scope():
             model = random_model(seed=1, sharpen=1.0)
         loss, norm, tokens, deltas = one_step(model, batch, strat)
@@ -56,6 +72,8 @@ def mirrored(out: str) -> None:
         results[f"{name}_tokens"] = tokens
         for i, d in enumerate(deltas):
             results[f"{name}_delta_{i}"] = d
+    results["all_reduce_sizes"] = np.asarray(reduced_sizes)
+    results["gradients"] = len(model.trainable_weights)
     np.savez(out, **results)
 
 
