@@ -31,6 +31,9 @@ def reference_streams(references: Sequence[Sequence[str]]) -> list[list[str | No
 
 @dataclass
 class Scores:
+    """Corpus scores, unrounded: decisions (best checkpoint, averaging) compare these; reports
+    and logs round them to 2 decimals for display."""
+
     bleu: float
     chrf: float
     ter: float
@@ -41,7 +44,9 @@ class Scores:
     sentences: int
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """For reports: the scores rounded to 2 decimals, as sacreBLEU prints them."""
+        out = asdict(self)
+        return {**out, **{k: round(out[k], 2) for k in ("bleu", "chrf", "ter")}}
 
     def summary(self) -> str:
         return (
@@ -73,9 +78,9 @@ def score(
     m = metrics(tgt_lang, tokenize)
     b, c, t = (m[name].corpus_score(list(hypotheses), streams) for name in ("BLEU", "chrF", "TER"))
     return Scores(
-        bleu=round(b.score, 2),
-        chrf=round(c.score, 2),
-        ter=round(t.score, 2),
+        bleu=b.score,
+        chrf=c.score,
+        ter=t.score,
         bleu_signature=str(m["BLEU"].get_signature()),
         chrf_signature=str(m["chrF"].get_signature()),
         ter_signature=str(m["TER"].get_signature()),

@@ -72,7 +72,7 @@ def summarize(run_dir: Path) -> dict | None:
         "best_epoch": state.get("best_epoch"),
         "train_min": round(state.get("elapsed_s", 0.0) / 60, 1),
         "tok_s": None,
-        "dev_bleu": state.get("best_bleu"),
+        "dev_bleu": None if state.get("best_bleu") is None else round(state["best_bleu"], 2),
         "test_bleu": None,
         "test_chrf": None,
     }

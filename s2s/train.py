@@ -313,7 +313,8 @@ def fit(config, paths, state, splits, src_tok, tgt_tok, log=print, loss=sequence
         model.load_weights(paths.last_weights)
         log(
             f"resuming from epoch {state['epoch']} ({state['elapsed_s'] / 60:.1f} min trained, "
-            f"best dev BLEU {state['best_bleu']})"
+            f"optimizer step {int(model.optimizer.iterations.numpy())}, "
+            f"best dev BLEU {state['best_bleu']:.2f})"
         )
     log(
         f"model: {model.count_params():,} parameters, "
@@ -362,11 +363,15 @@ def fit(config, paths, state, splits, src_tok, tgt_tok, log=print, loss=sequence
     runs.write_state(paths, state)
 
 
+def kept_epochs(paths: runs.RunPaths, last: int, n: int) -> list[int]:
+    """The epochs among the last ``n`` up to ``last`` whose weights were kept for averaging."""
+    return [e for e in range(max(last - n + 1, 1), last + 1) if paths.epoch_weights(e).exists()]
+
+
 def try_averaging(config, paths, state, splits, src_tok, tgt_tok, log=print):
     """Average the last epochs' weights; return that model if it beats the best one on dev."""
-    n = config["train"]["average_last"]
-    files = [paths.epoch_weights(e) for e in range(state["epoch"] - n + 1, state["epoch"] + 1)]
-    files = [f for f in files if f.exists()]
+    epochs = kept_epochs(paths, state["epoch"], config["train"]["average_last"])
+    files = [paths.epoch_weights(e) for e in epochs]
     if len(files) < 2:
         return None
     with distribute.precision(config["train"]["precision"]):
@@ -383,7 +388,7 @@ def try_averaging(config, paths, state, splits, src_tok, tgt_tok, log=print):
         f"{'using the average' if better else 'keeping the single best'}"
     )
     state["averaged"] = {
-        "epochs": [int(f.name[6:9]) for f in files],
+        "epochs": epochs,
         "dev_bleu": dev.bleu,
         "used": bool(better),
     }

@@ -53,3 +53,15 @@ def test_compare_ranks_runs_with_paired_bootstrap():
 
 
 WORDS = ["cat", "dog", "tree", "house", "river", "train", "book", "city", "sea", "sky"]
+
+
+def test_scores_keep_full_precision_and_reports_round_them():
+    """Dev BLEU rounded to 2 decimals decided the best checkpoint: 20.004 and 20.001 tied."""
+    from sacrebleu.metrics import BLEU
+
+    hyps, refs = ["the cat sat on a mat", "a dog ran"], [["the cat sat on the mat"], ["a dog ran"]]
+    scores = score(hyps, refs, "en")
+    raw = BLEU().corpus_score(hyps, [[r[0] for r in refs]]).score
+    assert scores.bleu == raw and round(raw, 2) != raw
+    assert scores.as_dict()["bleu"] == round(raw, 2)
+    assert f"BLEU = {raw:.2f}" in scores.summary()

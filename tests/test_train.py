@@ -14,7 +14,14 @@ from conftest import ROOT, TINY, random_model
 from s2s import runs
 from s2s.config import ConfigError, load_config
 from s2s.loss import sequence_loss
-from s2s.train import InverseSqrt, TrainingDiverged, average_checkpoints, train
+from s2s.train import (
+    InverseSqrt,
+    TrainingDiverged,
+    average_checkpoints,
+    compile_model,
+    kept_epochs,
+    train,
+)
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -116,13 +123,37 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, corpus_fi
     proc.wait()
     stopped_at = json.loads(state.read_text())["epoch"]
     assert stopped_at < 3
+    saved = saved_optimizer(run)  # what last.weights.h5 holds: weights and Adam's state
+    assert saved["iterations"] > 0 and np.abs(saved["moment"]).max() > 0
 
     done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"resuming from epoch {stopped_at}" in done.stderr
+    assert f"optimizer step {saved['iterations']}," in done.stderr  # Adam's state came back
     log = pd.read_csv(run / "logs" / "train.csv")
     assert list(log["epoch"])[-(3 - stopped_at) :] == list(range(stopped_at, 3))
     assert json.loads(state.read_text())["finished"] is True
 
     again = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "resuming" not in again.stderr  # finished: not retrained
+
+
+def test_averaged_epochs_are_the_numbers_kept_not_parsed_from_file_names(tmp_path):
+    """``int(f.name[6:9])`` read epoch 1,000's file ``epoch-1000.weights.h5`` as epoch 100."""
+    paths = runs.RunPaths(tmp_path)
+    paths.checkpoints.mkdir()
+    for epoch in (998, 999, 1000, 1001):
+        paths.epoch_weights(epoch).touch()
+    assert kept_epochs(paths, 1001, 3) == [999, 1000, 1001]
+    assert kept_epochs(paths, 2, 5) == []  # nothing below epoch 1
+
+
+def saved_optimizer(run) -> dict:
+    """The optimizer step and the first Adam moment stored in a run's last checkpoint."""
+    from s2s.runs import load_trained
+
+    config, model, _, _ = load_trained(run, weights="last")
+    compile_model(model, config)
+    model.load_weights(runs.RunPaths(run).last_weights)  # now with the optimizer built
+    moment = next(v for v in model.optimizer.variables if "momentum" in v.path)
+    return {"iterations": int(model.optimizer.iterations.numpy()), "moment": moment.numpy()}
