@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from s2s.shards import decode_record
 from s2s.vocab import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -85,7 +86,47 @@ def training_dataset(
     ds = tf.data.Dataset.from_tensor_slices((_ragged(src_ids), _ragged(tgt_ids)))
     if shuffle:
         ds = ds.shuffle(len(lengths), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = bucketed_batches(ds, buckets)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def shard_dataset(
+    files: Sequence[str],
+    buckets: Buckets,
+    seed: int,
+    shuffle_buffer: int,
+    workers: int = 1,
+    worker: int = 0,
+) -> tf.data.Dataset:
+    """The endless training stream over TFRecord shards (:mod:`s2s.shards`), batched as
+    :func:`training_dataset` batches.
+
+    Each pass visits the files (``worker``'s share of them when ``workers > 1``) in a new
+    random order, reads 4 at a time interleaved, and shuffles pairs in a buffer of
+    ``shuffle_buffer``: memory is bounded by the buffer, not the corpus. Every stage is one
+    that ``tf.train.Checkpoint`` can save the position of, so a resumed run continues with
+    the very next batch. Deterministic under ``seed``.
+    """
+    if workers > len(files):
+        raise ValueError(f"{len(files)} shards cannot be shared by {workers} workers")
+    paths = tf.data.Dataset.from_tensor_slices(list(files)).shard(workers, worker)
+    paths = paths.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = paths.interleave(
+        tf.data.TFRecordDataset, cycle_length=4, block_length=1, deterministic=True
+    )
+    ds = ds.shuffle(shuffle_buffer, seed=seed + 1, reshuffle_each_iteration=True)
+    ds = ds.map(decode_record, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = bucketed_batches(ds, buckets)
+    options = tf.data.Options()
+    options.deterministic = True
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def bucketed_batches(pairs: tf.data.Dataset, buckets: Buckets) -> tf.data.Dataset:
+    """``(src, tgt)`` id pairs -> teacher-forced batches of one shape per bucket."""
+    ds = pairs.map(teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.bucket_by_sequence_length(
         element_length_func=lambda s, ti, to: tf.maximum(tf.shape(s)[0], tf.shape(ti)[0]),
         bucket_boundaries=list(buckets.boundaries),
@@ -104,9 +145,7 @@ def training_dataset(
         pad = [[0, rows], [0, 0]]
         return (tf.pad(src, pad), tf.pad(tgt_in, pad)), tf.pad(tgt_out, pad)
 
-    ds = ds.map(fill_batch, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.map(fill_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def pad_batch(ids: Sequence[Sequence[int]], length: int | None = None) -> np.ndarray:
