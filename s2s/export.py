@@ -1,18 +1,23 @@
 """Export a trained run as a self-contained SavedModel that translates strings to strings.
 
 ``exports/<pair>/<version>/`` is the versioned layout TensorFlow Serving watches. The graph holds
-the SentencePiece models (tensorflow-text's ``SentencepieceOp``, the protos embedded; their
-normalisation rules are part of the protos, see :mod:`s2s.tokenizer`), the encoder and the
-beam search of :mod:`s2s.search`, and nothing else: no custom ops, no Python callbacks.
+:func:`s2s.data.normalize` as TensorFlow ops (:func:`normalize_text`), the SentencePiece models
+(tensorflow-text's ``SentencepieceOp``, the protos embedded), the encoder and the beam search of
+:mod:`s2s.search`, and nothing else: no custom ops, no Python callbacks. Besides core TensorFlow
+it uses two old tensorflow-text ops, ``SentencepieceOp`` and ``NormalizeUTF8``, which the
+tensorflow-text bundled with TF Serving has too.
 
 Signatures:
 - ``serving_default``: ``text`` ``string [N]`` -> ``translation`` ``string [N]``, ``score``
   ``float32 [N]`` (length-normalised log-probability);
 - ``translate_nbest``: ``text`` -> ``translations`` ``string [N, K]``, ``scores`` ``[N, K]``.
 
+The loaded object also has ``tokenize``: ``text`` -> source piece ids ``int32 [N, (pieces)]``
+(ragged, not truncated), what the search reads; for checks, not a serving signature.
+
 Defined answers: an empty (or all-space) string gives ``""`` with score 0; a sentence longer
 than the model's maximum is truncated to its first pieces (as ``python -m s2s translate`` does);
-bytes that are not UTF-8 are read by SentencePiece as unknown characters, never an error.
+bytes that are not UTF-8 are read as U+FFFD, never an error.
 
 Built with ``tf.saved_model.save`` on a ``tf.Module`` rather than ``keras.export.ExportArchive``:
 the endpoints are plain ``tf.function``s over text, and attributes of a ``tf.Module`` are
@@ -21,18 +26,126 @@ tracked by construction (tokenizer resources included), so no separate ``track()
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
+import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+# The private patterns too: the graph must remove and collapse exactly what normalize() does.
+from s2s.data import _CONTROL, _SPACES, CJK_PUNCTUATION, simplified
 from s2s.search import beam_search, greedy_search
 from s2s.vocab import EOS_ID, PAD_ID, UNK_ID
 
 TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
-WARMUP_SENTENCES = ("", "你好。", "我们明天早上去公园散步吧，好吗？")
+WARMUP_SOURCES = 8  # dev sources in each TF Serving warm-up request
+MAX_CODE_POINT = 0x10FFFF
+NFKC, KEEP, REMOVE = 0, 1, 2  # what normalize_text does with a character
+
+
+@dataclass(frozen=True)
+class NormalizationTables:
+    """:func:`s2s.data.normalize` for one language as code-point tables, for :func:`normalize_text`.
+
+    ``kinds[i]`` applies from code point ``starts[i]`` up to the next start: ``REMOVE`` (control
+    characters), ``KEEP`` (not given to NFKC: Chinese full-width punctuation, and code points
+    this Python's Unicode leaves unassigned, which a newer ICU might change), else ``NFKC``.
+    After NFKC, ``keys[j]`` becomes ``values[j]`` (spaces to U+0020, traditional characters
+    to simplified ones).
+    """
+
+    starts: np.ndarray
+    kinds: np.ndarray
+    keys: np.ndarray
+    values: np.ndarray
+
+
+@functools.cache
+def normalization_tables(lang: str, script: str = "keep") -> NormalizationTables:
+    """The tables of ``normalize(text, lang, script)``, built from the same Python definitions."""
+    chars = [chr(cp) for cp in range(MAX_CODE_POINT + 1)]
+    kept = set(CJK_PUNCTUATION) if lang == "zh" else set()
+    kinds = np.array([_kind(c, kept) for c in chars], np.int32)
+    starts = np.flatnonzero(np.diff(kinds, prepend=-1)).astype(np.int32)
+    replace = {ord(c): " " for c in chars if _SPACES.fullmatch(c)}
+    if lang == "zh" and script == "simplified":  # simplified forms are never spaces
+        replace.update(simplified())
+    if any(len(v) != 1 for v in replace.values()):
+        raise ValueError("normalize_text replaces one character by exactly one character")
+    keys = np.array(sorted(replace), np.int32)
+    values = np.array([ord(replace[k]) for k in keys], np.int32)
+    return NormalizationTables(starts, kinds[starts], keys, values)
+
+
+def _kind(char: str, kept: set[str]) -> int:
+    """``REMOVE``, ``KEEP`` or ``NFKC`` (see :class:`NormalizationTables`)."""
+    if _CONTROL.match(char):
+        return REMOVE
+    if char in kept or unicodedata.category(char) in ("Cn", "Cs"):
+        return KEEP
+    return NFKC
+
+
+def normalize_text(text: tf.Tensor, tables: NormalizationTables) -> tf.Tensor:
+    """:func:`s2s.data.normalize` in TensorFlow ops: ``[N]`` strings -> ``[N]`` strings.
+
+    Needed because the SentencePiece rules apply NFKC to one character at a time, while
+    Python normalises whole strings: ``"Cafe\\u0301"`` is ``"Café"`` in Python only.
+    ``normalize_utf8`` (ICU) gives this Python's NFKC for every assigned character: Unicode
+    never changes the normal form of text assigned in an older version. Characters between
+    kept ones are normalised run by run, as Python does around Chinese punctuation: a kept
+    character is a starter that composes with nothing, so the runs never interact.
+    """
+    chars = tf.strings.unicode_decode(text, "UTF-8", errors="replace")  # bad bytes: U+FFFD
+    kinds = chars.with_flat_values(_run_lookup(tables, chars.flat_values))
+    chars = tf.ragged.boolean_mask(chars, tf.not_equal(kinds, REMOVE))
+    kinds = tf.ragged.boolean_mask(kinds, tf.not_equal(kinds, REMOVE))
+    text = _nfkc_between_kept(chars, tf.equal(kinds.flat_values, KEEP))
+    chars = tf.strings.unicode_decode(text, "UTF-8")
+    chars = chars.with_flat_values(_replace(tables, chars.flat_values))
+    text = tf.strings.unicode_encode(chars, "UTF-8")
+    return tf.strings.strip(tf.strings.regex_replace(text, " +", " "))
+
+
+def _run_lookup(tables: NormalizationTables, code_points: tf.Tensor) -> tf.Tensor:
+    """The kind of each code point (``[M]`` -> ``[M]``)."""
+    run = tf.searchsorted(tables.starts, code_points, side="right") - 1
+    return tf.gather(tables.kinds, run)
+
+
+def _replace(tables: NormalizationTables, code_points: tf.Tensor) -> tf.Tensor:
+    """``keys`` -> ``values`` for each code point, the others unchanged."""
+    at = tf.minimum(tf.searchsorted(tables.keys, code_points), len(tables.keys) - 1)
+    found = tf.equal(tf.gather(tables.keys, at), code_points)
+    return tf.where(found, tf.gather(tables.values, at), code_points)
+
+
+def _nfkc_between_kept(chars: tf.RaggedTensor, kept: tf.Tensor) -> tf.Tensor:
+    """``[N]`` strings: NFKC of each run of characters between kept ones, kept ones as they are.
+
+    Every kept character and every run becomes one segment string; NFKC runs on the segments
+    at once and ``reduce_join`` puts each row back together.
+    """
+    rows = chars.value_rowids()
+
+    def before(x, first):  # the previous element of each, ``first`` for the first one
+        return tf.concat([tf.constant([first], x.dtype), x], 0)[:-1]
+
+    starts = kept | before(kept, True) | tf.not_equal(rows, before(rows, -1))
+    segment = tf.cumsum(tf.cast(starts, tf.int64)) - 1
+    texts = tf.strings.unicode_encode(
+        tf.RaggedTensor.from_value_rowids(chars.flat_values, segment), "UTF-8"
+    )
+    texts = tf.where(tf.boolean_mask(kept, starts), texts, tf_text.normalize_utf8(texts, "NFKC"))
+    per_row = tf.RaggedTensor.from_value_rowids(
+        texts, tf.boolean_mask(rows, starts), nrows=chars.nrows()
+    )
+    return tf.strings.reduce_join(per_row, axis=1)
 
 
 class Translation(tf.Module):
@@ -49,8 +162,11 @@ class Translation(tf.Module):
         max_len_b: int,
         max_src_len: int,
         stopping: str = "exact",
+        src_lang: str = "",
+        script: str = "keep",
     ):
         super().__init__(name="translation")
+        self.src_tables = normalization_tables(src_lang, script)
         # Save the TensorFlow variables themselves, not the Keras model: through Keras's own
         # tracking the saved functions would read copies that a TF1-style loader (TF Serving,
         # saved_model_cli run) never restores. The model is kept out of the object graph.
@@ -68,9 +184,13 @@ class Translation(tf.Module):
         self.beam_size, self.alpha, self.stopping = beam_size, alpha, stopping
         self.max_len_a, self.max_len_b, self.max_src_len = max_len_a, max_len_b, max_src_len
 
+    def _pieces(self, text):
+        """Source piece ids ``[N, (pieces)]``: normalised as in Python, then SentencePiece."""
+        return self.src_sp.tokenize(normalize_text(text, self.src_tables))
+
     def _source_ids(self, text):
         """Pieces ``[N, S]`` (S >= 1) and which rows are empty; empty rows hold one ``</s>``."""
-        pieces = self.src_sp.tokenize(text)[:, : self.max_src_len]
+        pieces = self._pieces(text)[:, : self.max_src_len]
         empty = tf.equal(pieces.row_lengths(), 0)
         ids = pieces.to_tensor(default_value=PAD_ID)
         ids = tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
@@ -105,6 +225,11 @@ class Translation(tf.Module):
         texts = tf.reshape(self._detokenize(tf.reshape(ids, [-1, shape[2]])), shape[:2])
         texts = tf.where(empty[:, None], "", texts)
         return texts, tf.where(empty[:, None], 0.0, scores)
+
+    @tf.function(input_signature=[TEXT_SPEC])
+    def tokenize(self, text):
+        """The source pieces the search reads, untruncated: for checks against Python."""
+        return self._pieces(text)
 
     @tf.function(input_signature=[TEXT_SPEC])
     def translate(self, text):
@@ -154,6 +279,8 @@ def export(run_dir: str | Path, out_dir: str | Path, beam_size: int | None = Non
         max_len_b=search["max_len_b"],
         max_src_len=config["train"]["bucket_boundaries"][-1] - 1,
         stopping=search["stopping"],
+        src_lang=config["data"]["src_lang"],
+        script=config["data"].get("chinese_script", "keep"),  # as Translator.from_config
     )
     out_dir = Path(out_dir)
     target = out_dir / str(next_version(out_dir))
@@ -180,12 +307,29 @@ def export(run_dir: str | Path, out_dir: str | Path, beam_size: int | None = Non
         }
         tmp_target = out_dir / f".{target.name}.partial"
         tf.saved_model.save(module, str(tmp_target), signatures=signatures)
-    write_warmup(tmp_target, WARMUP_SENTENCES)
+    sentences = warmup_sentences(run_dir)
+    if sentences:  # TF Serving loads a model without warm-up requests too
+        write_warmup(tmp_target, sentences)
     tmp_target.rename(target)  # TF Serving must never see a half-written version
     return target
 
 
-def write_warmup(export_dir: Path, sentences: tuple[str, ...]) -> Path:
+def warmup_sentences(run_dir: str | Path, count: int = WARMUP_SOURCES) -> list[str]:
+    """The first ``count`` sources of the run's dev set (none if its data was deleted).
+
+    So TF Serving warms up on the run's own source language, whatever the pair. Only the dev
+    set is read (:func:`s2s.data.load_eval_sets`): ``train.tsv`` can be large.
+    """
+    from s2s.data import CorpusError, load_eval_sets
+    from s2s.runs import RunPaths
+
+    try:
+        return load_eval_sets(RunPaths(Path(run_dir)).data)["dev"].sources[:count]
+    except (CorpusError, FileNotFoundError, KeyError):
+        return []
+
+
+def write_warmup(export_dir: Path, sentences: list[str]) -> Path:
     """``assets.extra/tf_serving_warmup_requests``: requests TF Serving replays at load time."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 

@@ -3,8 +3,12 @@
 Ids are fixed across the project: 0 pad, 1 unk, 2 ``<s>``, 3 ``</s>``. SentencePiece's default
 ``nmt_nfkc`` rule would turn Chinese ``，！？`` into ASCII (and a Chinese model could then never
 write the punctuation references use), so each model is trained with the rules of
-:func:`s2s.data.normalize` for its language instead: the model normalises raw text itself, the
-same way in Python and in an exported graph.
+:func:`s2s.data.normalize` for its language instead.
+
+Those rules map one character at a time, so they cannot compose: NFKC of ``"Cafe\\u0301"`` is
+``"Café"``, the rules leave it decomposed. Text is therefore always normalised before
+:meth:`Tokenizer.encode`: with :func:`s2s.data.normalize` in Python, and with the same steps
+as TensorFlow ops in an exported graph (:func:`s2s.export.normalize_text`).
 """
 
 from __future__ import annotations

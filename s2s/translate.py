@@ -148,7 +148,7 @@ class Translator:
         ``progress`` (e.g. a tqdm bar) is advanced by the number of sentences of each batch.
         """
         ids = self.encode_sources(sentences)
-        results = [Hypothesis("", 0.0, [("", 0.0)])] * len(ids)
+        results = [Hypothesis("", 0.0, [("", 0.0)]) for _ in ids]  # one each: never shared
         order = sorted((i for i, seq in enumerate(ids) if seq), key=lambda i: len(ids[i]))
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]

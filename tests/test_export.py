@@ -4,10 +4,12 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from s2s import data as data_lib
 from s2s import runs
-from s2s.export import export, next_version
+from s2s.export import export, next_version, normalization_tables, normalize_text
 from s2s.runs import load_trained
 from s2s.translate import Translator
 
@@ -18,6 +20,21 @@ CLI_WITH_TEXT_OPS = (
     "import sys, tensorflow_text; from tensorflow.python.tools.saved_model_cli import main; "
     "sys.argv[0] = 'saved_model_cli'; sys.exit(main())"
 )
+
+# Text that NFKC changes only as a whole string (combining sequences composed, jamo joined,
+# marks reordered), full-width forms, mixed scripts, controls and odd spaces.
+AWKWARD = [
+    "Cafe\u0301",
+    "e\u0301te\u0301",
+    "ＡＢＣ１２３",
+    "，！？",
+    "Tom说 Hello！",
+    "\u1100\u1161\u11a8 한국",
+    "a\u0323\u0302 q\u0307\u0323",
+    "e\u200b\u0301 x\x07y\u3000\u00a0z",
+    "（括号）：；… ｶﾀｶﾅ ㈱ ﬁ",
+    "，\u0301好\u0301",
+]
 
 # Runs in a fresh process that cannot import s2s: only TensorFlow and tensorflow-text.
 SERVE = """
@@ -35,6 +52,7 @@ texts = json.loads(open(sys.argv[2], encoding="utf-8").read())
 out = model.signatures["serving_default"](text=tf.constant([t.encode("utf-8") for t in texts]))
 nbest = model.signatures["translate_nbest"](text=tf.constant([b"\\xff\\xfe bad", b""]))
 print(json.dumps({
+    "pieces": model.tokenize(tf.constant([t.encode("utf-8") for t in texts])).to_list(),
     "translation": [t.decode("utf-8") for t in out["translation"].numpy()],
     "score": out["score"].numpy().tolist(),
     "nbest_shape": list(nbest["translations"].shape),
@@ -42,6 +60,44 @@ print(json.dumps({
     "nbest_empty": [t.decode("utf-8") for t in nbest["translations"].numpy()[1]],
 }))
 """
+
+
+def graph_normalize(texts: list[str], lang: str, script: str) -> list[str]:
+    """:func:`s2s.export.normalize_text`, the exported graph's normalisation, on Python text."""
+    import tensorflow as tf
+
+    tables = normalization_tables(lang, script)
+    out = normalize_text(tf.constant([t.encode("utf-8") for t in texts]), tables)
+    return [t.decode("utf-8") for t in out.numpy()]
+
+
+# Characters whose NFKC depends on their neighbours, or that normalize() treats specially.
+TRICKY = st.sampled_from(
+    [
+        *"e a o u q，！？：；（）,!?漢薴苧\u3000\u00a0\t\n\x07\x85\u200b\ufeff\u00b4",
+        *"\u0301\u0302\u0308\u0323\u0327\u0345\u05b0\u0f71\u0f72\u0f80\u3099\u309a",
+        *"\u1100\u1161\u11a8\uac00\u0915\u093c\u0b47\u0b3e\uff21\uff76\uff9e\uf900",
+        *"\u0378\ufdd0\U0001ccd6\U0001e030\U0001d15e\u212b\u2126\ufb01\u3231",
+    ]
+)
+
+
+@pytest.mark.parametrize(("lang", "script"), [("zh", "simplified"), ("en", "keep")])
+def test_the_graph_normalises_every_character_as_python_does(lang, script):
+    """Also the characters that ICU's newer Unicode knows and this Python's does not."""
+    every = [chr(cp) for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
+    assert graph_normalize(every, lang, script) == [
+        data_lib.normalize(c, lang, script) for c in every
+    ]
+
+
+@pytest.mark.parametrize(("lang", "script"), [("zh", "keep"), ("zh", "simplified"), ("en", "keep")])
+@settings(max_examples=30, deadline=None)
+@given(texts=st.lists(st.text(TRICKY, max_size=12), min_size=1, max_size=200))
+def test_the_graph_normalises_whole_strings_as_python_does(lang, script, texts):
+    """NFKC composes, reorders and joins across characters; the per-character rules do not."""
+    python = [data_lib.normalize(t, lang, script) for t in texts]
+    assert graph_normalize(texts, lang, script) == python
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +116,34 @@ def test_exports_are_versioned_and_carry_their_settings(exported):
     assert not list(first.parent.glob(".*partial"))
 
 
+def warmup_requests(export_dir) -> dict[str, list[str]]:
+    """Signature name -> the texts of its request in the export's TF Serving warm-up file."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = export_dir / "assets.extra" / "tf_serving_warmup_requests"
+    requests = {}
+    for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+        request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
+        texts = tf.make_ndarray(request.inputs["text"]).tolist()
+        requests[request.model_spec.signature_name] = [t.decode("utf-8") for t in texts]
+    return requests
+
+
+@pytest.mark.slow
+def test_the_warmup_requests_are_the_runs_own_dev_sources(exported, trained_run):
+    sources, _ = data_lib.references(data_lib.load_splits(runs.RunPaths(trained_run).data).dev)
+    requests = warmup_requests(exported[0])
+    assert sorted(requests) == ["serving_default", "translate_nbest"]
+    for texts in requests.values():
+        assert len(texts) > 1 and texts == sources[: len(texts)]
+
+
 @pytest.mark.slow
 def test_the_export_translates_exactly_as_python_does(exported, trained_run, tmp_path):
     paths = runs.RunPaths(trained_run)
     sources, _ = data_lib.references(data_lib.load_splits(paths.data).test)
-    texts = [*sources[:40], "", "   ", "好" * 500, "x"]
+    texts = [*sources[:40], "", "   ", "好" * 500, "x", *AWKWARD]
     (tmp_path / "in.json").write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
     served = subprocess.run(
         [sys.executable, "-c", SERVE, str(exported[0]), str(tmp_path / "in.json")],
@@ -78,6 +157,9 @@ def test_the_export_translates_exactly_as_python_does(exported, trained_run, tmp
     result = json.loads(served.stdout.strip().splitlines()[-1])
 
     config, model, src_tok, tgt_tok = load_trained(trained_run)
+    lang, script = config["data"]["src_lang"], config["data"]["chinese_script"]
+    normalized = [data_lib.normalize(t, lang, script) for t in texts]
+    assert result["pieces"] == src_tok.encode(normalized)  # the source pieces, before any search
     python = Translator.from_config(model, src_tok, tgt_tok, config).translate(texts)
     assert result["translation"] == [h.text for h in python]
     assert result["score"] == pytest.approx([h.score for h in python], rel=1e-4, abs=1e-5)

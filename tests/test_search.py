@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 from conftest import random_batch, random_model
 
-from s2s.search import beam_search, greedy_search, length_penalty, sample_search
+from s2s.search import NEG_INF, beam_search, greedy_search, length_penalty, sample_search
 from s2s.vocab import BOS_ID, EOS_ID
 
 A, B = 4, 5
@@ -215,3 +215,178 @@ def test_attention_weights_come_with_the_hypotheses_they_produced(search):
         _, states, weights = model.decode_step(tokens, states, memory, keys, mask)
         np.testing.assert_allclose(weights.numpy()[0], attention[0, 0, t], rtol=1e-5, atol=1e-6)
         tokens = tf.constant([ids[0, 0, t]])
+
+
+# Brute force. Bigram models over the real tokens 4-7 and </s> (PAD, UNK and BOS never come out):
+# few enough hypotheses to list them all, and a model may allow only some successors.
+REAL = (4, 5, 6, 7)
+VOCAB = 8
+Scored = tuple[float, tuple[int, ...]]  # (score, tokens ending in </s>)
+
+
+class BigramModels:
+    """One bigram table per sentence: a sentence's first source id ``4 + i`` picks table ``i``,
+    so one batch holds several models; its length sets its length limit."""
+
+    def __init__(self, tables: list[np.ndarray]):
+        tables = np.stack(tables)
+        self.tables = tf.constant(np.where(np.isfinite(tables), tables, NEG_INF), tf.float32)
+
+    def encode(self, src):
+        src = tf.convert_to_tensor(src)
+        mask = tf.not_equal(src, 0)
+        memory = tf.zeros([tf.shape(src)[0], tf.shape(src)[1], 1])
+        return memory, memory, mask, [[src[:, 0] - REAL[0]]]
+
+    def decode_step(self, tokens, states, memory, keys, mask):
+        rows = tf.stack([states[0][0], tokens], axis=1)
+        return tf.gather_nd(self.tables, rows), states, tf.zeros(tf.shape(mask), tf.float32)
+
+
+def _normalised(logits: np.ndarray) -> np.ndarray:
+    """Log-probabilities ``[V, V]`` from logits where ``-inf`` marks an impossible successor."""
+    return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+
+
+def dense_table(rng: np.random.Generator) -> np.ndarray:
+    """Any real token or </s> may follow BOS and every real token, with seeded random odds."""
+    logits = np.full((VOCAB, VOCAB), -np.inf)
+    logits[:, [EOS_ID, *REAL]] = rng.normal(size=(VOCAB, len(REAL) + 1))
+    return _normalised(logits)
+
+
+def chain_table(rng: np.random.Generator, branches: int) -> np.ndarray:
+    """``branches`` real tokens may follow BOS; one real token (or </s>) may follow each token."""
+    logits = np.full((VOCAB, VOCAB), -np.inf)
+    logits[:, EOS_ID] = rng.normal(size=VOCAB)
+    logits[np.arange(VOCAB), rng.choice(REAL, size=VOCAB)] = rng.normal(size=VOCAB)
+    logits[BOS_ID, REAL] = -np.inf
+    logits[BOS_ID, rng.choice(REAL, size=branches, replace=False)] = rng.normal(size=branches)
+    return _normalised(logits)
+
+
+def hypothesis_log_prob(table: np.ndarray, tokens: tuple[int, ...]) -> float:
+    """``log P(tokens)`` from BOS under a bigram table (``-inf`` if the model rules it out)."""
+    return float(table[[BOS_ID, *tokens[:-1]], list(tokens)].sum())
+
+
+def candidates_by_step(table: np.ndarray, limit: int) -> list[list[tuple[int, ...]]]:
+    """The candidates the model allows at each step of search: each allowed prefix of real
+    tokens, followed by each token allowed after it (only </s> once it has ``limit`` tokens)."""
+    steps, prefixes = [], [()]
+    for t in range(limit + 1):
+        allowed = (EOS_ID,) if t == limit else (EOS_ID, *REAL)
+        steps.append(
+            [
+                (*p, token)
+                for p in prefixes
+                for token in allowed
+                if np.isfinite(table[p[-1] if p else BOS_ID, token])
+            ]
+        )
+        prefixes = [c for c in steps[-1] if c[-1] != EOS_ID]
+    return steps
+
+
+def all_hypotheses(table: np.ndarray, limit: int, alpha: float) -> list[Scored]:
+    """Every hypothesis the model allows, best first, by the rules of s2s.search: at most
+    ``limit`` tokens, then </s>; score ``log P / lp(n)``, ``n`` counting </s>."""
+    out = []
+    for step in candidates_by_step(table, limit):
+        for tokens in step:
+            if tokens[-1] == EOS_ID:
+                log_prob = hypothesis_log_prob(table, tokens)
+                out.append((log_prob / ((5 + len(tokens)) / 6) ** alpha, tokens))
+    return sorted(out, reverse=True)
+
+
+def most_candidates(table: np.ndarray, limit: int) -> int:
+    """The most candidates the model allows at any step."""
+    return max(map(len, candidates_by_step(table, limit)))
+
+
+def returned_hypotheses(ids: np.ndarray, scores: np.ndarray) -> list[Scored]:
+    """A sentence's ``ids [K, T]`` and ``scores [K]`` as (score, tokens up to </s>); finished
+    slots never filled (score near ``NEG_INF``) left out. Nothing may follow a </s>."""
+    out = []
+    for hyp, score in zip(ids.tolist(), scores.tolist(), strict=True):
+        if score > -1e20:
+            end = hyp.index(EOS_ID) + 1
+            assert not any(hyp[end:]), hyp
+            out.append((score, tuple(hyp[:end])))
+    return out
+
+
+def bigram_batch(seeds: int = 40) -> tuple[list[np.ndarray], list[int], np.ndarray]:
+    """Three sentences a seed, each with its own table and limit (its source length): a dense
+    table (limit 1-3), a chain (one branch after BOS) and a fork (two), limit 4-6. Forty seeds
+    give rare cases their chance: that a longer hypothesis wins late under ``alpha = 1.5``."""
+    tables, limits = [], []
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        tables += [dense_table(rng), chain_table(rng, 1), chain_table(rng, 2)]
+        limits += [1 + seed % 3, 4 + seed % 3, 4 + seed % 3]
+    src = np.zeros((len(tables), max(limits)), np.int32)
+    for row, limit in enumerate(limits):
+        src[row, :limit] = REAL[0] + row
+    return tables, limits, src
+
+
+def assert_possible(found: list[Scored], best: list[Scored], k: int) -> None:
+    """What any beam must return: ``min(k, all)`` hypotheses the model allows, none twice, each
+    with its exact score, best first, the j-th no better than the true j-th best."""
+    true_score = {tokens: score for score, tokens in best}
+    assert len(found) == min(k, len(best))
+    assert len({tokens for _, tokens in found}) == len(found)
+    for j, (score, tokens) in enumerate(found):
+        assert tokens in true_score, tokens
+        np.testing.assert_allclose(score, true_score[tokens], rtol=1e-5, atol=1e-5)
+        assert score <= best[j][0] + 1e-5
+        assert j == 0 or score <= found[j - 1][0]
+
+
+def assert_top_k(found: list[Scored], best: list[Scored], k: int) -> None:
+    """The true top ``k``, tokens and scores; hypotheses whose scores tie within 1e-5 (float32
+    against float64) may come in either order."""
+    true_score = {tokens: score for score, tokens in best}
+    for (_, tokens), (best_score, best_tokens) in zip(found, best[:k], strict=True):
+        assert tokens == best_tokens or abs(true_score[tokens] - best_score) < 1e-5
+    np.testing.assert_allclose([s for s, _ in found], [s for s, _ in best[:k]], atol=1e-5)
+
+
+@pytest.mark.parametrize("alpha", [0.6, 1.5])
+@pytest.mark.parametrize("beam_size, exhaustive", [(1, 0), (3, 40), (5, 94), (None, 120)])
+def test_exact_beam_search_against_brute_force(alpha, beam_size, exhaustive):
+    """Beam search (``stopping="exact"``) against a list of every hypothesis of seeded bigram
+    models, scored by the module's rules (``n`` counts </s>, at most ``limit`` tokens before it,
+    ``log P / lp(n)``), one model and limit per sentence of the batch.
+
+    A beam of ``K`` is no exhaustive search, and s2s.search does not claim one: exact stopping
+    only promises that going on would not improve the finished set. So every beam is held to
+    :func:`assert_possible`: real hypotheses, exactly scored, never better than the optimum.
+
+    Where each step has at most ``K`` candidates the model allows (chains and forks, dense
+    sentences of limit 1, every sentence under the widest beam), every candidate ranks among a
+    step's best ``K``: each </s> one is finished, each other one stays alive, and nothing is
+    lost. Then the result must be the true top ``K`` (:func:`assert_top_k`). Beam 1 never is
+    (a chain has two candidates a step; an </s> that is not the best of them is dropped).
+    """
+    tables, limits, src = bigram_batch()
+    k = beam_size or max(map(most_candidates, tables, limits))
+    ids, scores = beam_search(
+        BigramModels(tables), src, k, alpha, max_len_a=1.0, max_len_b=0, stopping="exact"
+    )
+    checked = 0
+    for row, (table, limit) in enumerate(zip(tables, limits, strict=True)):
+        best = all_hypotheses(table, limit, alpha)
+        found = returned_hypotheses(ids.numpy()[row], scores.numpy()[row])
+        assert_possible(found, best, k)
+        if most_candidates(table, limit) <= k:
+            assert_top_k(found, best, k)
+            checked += 1
+    assert checked == exhaustive
+    # The length penalty matters: it changes some sentence's best translation.
+    assert any(
+        all_hypotheses(t, n, alpha)[0] != all_hypotheses(t, n, 0.0)[0]
+        for t, n in zip(tables, limits, strict=True)
+    )

@@ -5,6 +5,7 @@ import sys
 import pytest
 from conftest import ROOT
 
+from s2s.pipeline import pad_batch
 from s2s.runs import load_trained
 from s2s.translate import Translator
 
@@ -21,11 +22,34 @@ def test_empty_and_over_long_input_get_defined_answers(translator, capsys):
     long_line = "我们" * 500
     out = translator.translate(["", "   ", "我们走吧。", long_line])
     assert out[0].text == "" and out[1].text == ""
-    assert out[2].text and out[3].text is not None
+    assert out[2].text
+    # The over-long line translates as its first max_src_len pieces do, n-best and all.
+    [first] = translator.encode_sources([long_line])
+    assert len(first) == translator.max_src_len
+    ids, scores = translator.search_ids(pad_batch([first]))
+    assert [text for text, _ in out[3].nbest] == translator.tgt_tok.decode(ids[0])
+    assert [score for _, score in out[3].nbest] == pytest.approx(scores[0].tolist(), abs=1e-5)
+    assert out[3].nbest[0] == (out[3].text, out[3].score)
     assert "translating its first" in capsys.readouterr().err
     [unknown] = translator.translate(["𓀀𓀁𓀂 ꙮꙮ"])  # nothing the vocabulary knows
     assert translator.src_tok.encode(["𓀀𓀁𓀂 ꙮꙮ"])[0].count(1) >= 2  # unknown pieces
     assert isinstance(unknown.text, str) and unknown.nbest
+
+
+class NoPieces:
+    """A tokenizer stand-in that finds no pieces in any line: every line is an empty one."""
+
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        return [[] for _ in texts]
+
+
+def test_each_empty_line_gets_a_hypothesis_of_its_own():
+    translator = Translator(None, NoPieces(), NoPieces(), "zh")  # the model is never run
+    out = translator.translate(["", "   ", ""])
+    assert len({id(h) for h in out}) == len({id(h.nbest) for h in out}) == 3
+    out[0].text = "changed"
+    out[0].nbest.append(("changed", -1.0))  # as a caller padding an n-best list might
+    assert [(h.text, h.score, h.nbest) for h in out[1:]] == [("", 0.0, [("", 0.0)])] * 2
 
 
 def test_a_sentence_translates_the_same_alone_and_in_a_batch(translator):
@@ -103,11 +127,16 @@ def test_cli_writes_nbest_and_samples_reproducibly(trained_run, tmp_path):
     assert sampled == again and len(sampled) == 3
 
 
-def test_cli_evaluate_scores_the_test_split(trained_run):
+def test_cli_evaluate_scores_the_test_split(trained_run, tmp_path):
+    """On a copy: ``eval/test.json`` of the shared trained run is read by other tests."""
     import os
+    import shutil
 
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    before = (trained_run / "eval" / "test.json").read_text()
     done = subprocess.run(
-        [sys.executable, "-m", "s2s", "evaluate", "--run", str(trained_run), "--beam", "2"],
+        [sys.executable, "-m", "s2s", "evaluate", "--run", str(run), "--beam", "2"],
         capture_output=True,
         env={**os.environ, **ENV_PATH},
         timeout=300,
@@ -115,5 +144,6 @@ def test_cli_evaluate_scores_the_test_split(trained_run):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "BLEU" in done.stderr and "nrefs:var" in done.stderr
-    report = json.loads((trained_run / "eval" / "test.json").read_text())
+    report = json.loads((run / "eval" / "test.json").read_text())
     assert report["beam_size"] == 2
+    assert (trained_run / "eval" / "test.json").read_text() == before
