@@ -26,9 +26,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from s2s import data as data_lib
 from s2s import distribute, runs
 from s2s.config import ConfigError
-from s2s.pipeline import Buckets, filter_long, training_dataset
+from s2s.pipeline import Buckets, filter_long, shard_dataset, training_dataset
 from s2s.translate import Translator
 
 GATES = {"lstm": 4, "gru": 3, "mgu": 2, "rnn": 1}  # weight blocks per recurrent layer
@@ -207,7 +208,7 @@ def run_bench(
     decoding: bool = True,
 ) -> dict:
     from s2s.runs import build_model
-    from s2s.train import compile_model, prepare_data, prepare_tokenizers
+    from s2s.train import compile_model, prepare_data, prepare_shards, prepare_tokenizers
 
     keras.utils.set_random_seed(config["train"]["seed"])
     paths = runs.RunPaths(work_dir)
@@ -216,14 +217,18 @@ def run_bench(
     except ConfigError:  # the scratch folder of an older config: start it again
         shutil.rmtree(work_dir)
         runs.start(paths, config)
-    splits = prepare_data(config, paths, corpus, log=log)
-    src_tok, tgt_tok = prepare_tokenizers(config, paths, splits)
+    sets = prepare_data(config, paths, corpus, log=log)
+    src_tok, tgt_tok = prepare_tokenizers(config, paths)
     train_cfg = config["train"]
     buckets = Buckets(tuple(train_cfg["bucket_boundaries"]), train_cfg["batch_tokens"])
+    first = next(data_lib.iter_train(paths.data))  # the in-memory pipeline: up to 100k pairs
     src_ids, tgt_ids, _ = filter_long(
-        src_tok.encode(splits.train["src"]), tgt_tok.encode(splits.train["tgt"]), buckets
+        src_tok.encode(first["src"]), tgt_tok.encode(first["tgt"]), buckets
     )
     dataset = training_dataset(src_ids, tgt_ids, buckets, seed=train_cfg["seed"])
+    index = prepare_shards(config, paths, src_tok, tgt_tok, buckets, log)
+    stream = shard_dataset(index.paths(), buckets, train_cfg["seed"], train_cfg["shuffle_buffer"])
+    stream_epoch = stream.take(buckets.steps_per_epoch(index.lengths()))
     results: dict = {"machine": {"platform": platform.platform(), "cpus": _cpus()}}
 
     log("matmul throughput ...")
@@ -241,11 +246,14 @@ def run_bench(
 
     log("input pipeline ...")
     results["input_tokens_per_s"] = spread(input_tokens_per_s(dataset))
+    results["input_tokens_per_s_shards"] = spread(input_tokens_per_s(stream_epoch))
 
     log(f"training ({seconds:.0f} s of steps after warm-up) ...")
     with distribute.precision(precision):
         model = compile_model(build_model(config, src_tok, tgt_tok), config)
     tokens_per_s = train_tokens_per_s(model, dataset.repeat(), seconds)
+    log(f"training from the shard stream ({seconds:.0f} s) ...")
+    results["train_tokens_per_s_shards"] = spread(train_tokens_per_s(model, stream, seconds))
     per_token = flops_per_target_token(dataset, model.hparams)
     peak = statistics.median(gflops) * 1e9
     results["train_tokens_per_s"] = spread(tokens_per_s)
@@ -265,7 +273,7 @@ def run_bench(
         config, model, src_tok, tgt_tok = load_trained(trained_run)
     untrained = "untrained (outputs run to the length limit)"
     results["decoding_model"] = str(trained_run) if trained else untrained
-    sources = list(dict.fromkeys(splits.test["src"]))
+    sources = sets["test"].sources if "test" in sets else next(iter(sets.values())).sources
     for beam, name in ((1, "greedy"), (5, "beam5")):
         for batch, subset in ((1, sources[:200]), (64, sources)):
             log(f"{name} search, batch {batch} ...")

@@ -138,16 +138,18 @@ def cmd_evaluate(args) -> int:
     from s2s import data as data_lib
     from s2s import runs
     from s2s.runs import load_trained
-    from s2s.train import evaluate_test
+    from s2s.train import evaluate_set
 
     config, model, src_tok, tgt_tok = load_trained(args.run)
-    if args.beam:
-        config["search"]["beam_size"] = args.beam
     if args.tokenize:
         config["eval"]["tokenize"] = args.tokenize
     paths = runs.RunPaths(Path(args.run))
-    splits = data_lib.load_splits(paths.data)
-    evaluate_test(config, paths, model, src_tok, tgt_tok, splits, _log, args.split)
+    sets = data_lib.load_eval_sets(paths.data)
+    names = [n for n in sets if n != "dev"] if args.split == "all" else [args.split]
+    for name in names:
+        if name not in sets:
+            raise SystemExit(f"{args.run} has no set {name!r} (it has: {', '.join(sets)})")
+        evaluate_set(config, paths, model, src_tok, tgt_tok, sets[name], _log, args.beam)
     return 0
 
 
@@ -210,7 +212,8 @@ def _compare_runs(args) -> int:
     from s2s.evaluate import compare
 
     first = runs.RunPaths(Path(args.compare[0]))
-    sources, refs = data_lib.references(data_lib.load_splits(first.data).test)
+    test = data_lib.load_eval_sets(first.data)["test"]
+    sources, refs = test.sources, test.references
     systems = []
     for run in args.compare:
         paths = runs.RunPaths(Path(run))
@@ -284,7 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score a run's split, or a hypothesis file")
     p.add_argument("--run", default="runs/zh-en")
-    p.add_argument("--split", default="test", choices=["dev", "test"])
+    p.add_argument(
+        "--split", default="test", help="dev, test, another named test set, or all (test sets)"
+    )
     p.add_argument("--beam", type=int)
     p.add_argument("--hyp", help="score this file instead of translating")
     p.add_argument(

@@ -39,8 +39,9 @@ def grid_config(config: dict, cell: str, attention: str) -> dict:
 
 
 def share_prepared(first: Path, run: Path) -> None:
-    """Give ``run`` the split and SentencePiece models of ``first`` (same data for every cell)."""
-    for name in ("data", "spm"):
+    """Give ``run`` the data, SentencePiece models and shards of ``first`` (same data for every
+    cell, tokenised once)."""
+    for name in ("data", "spm", "shards"):
         if (first / name).exists() and not (run / name).exists():
             shutil.copytree(first / name, run / name)
 

@@ -156,6 +156,13 @@ def validate(config: dict) -> None:
         )
     if min(model["encoder_layers"], model["decoder_layers"]) < 1:
         raise ConfigError("model.encoder_layers and model.decoder_layers must be at least 1")
+    train = config["train"]
+    if train["eval_steps"] is not None and train["eval_steps"] < 1:
+        raise ConfigError("train.eval_steps must be at least 1, or null (once an epoch)")
+    if train["eval_minutes"] is not None and train["eval_minutes"] <= 0:
+        raise ConfigError("train.eval_minutes must be positive, or null (no time interval)")
+    if min(train["shuffle_buffer"], config["tokenizer"]["sample_sentences"]) < 1:
+        raise ConfigError("train.shuffle_buffer and tokenizer.sample_sentences must be at least 1")
     if config["search"]["beam_size"] < 1:
         raise ConfigError("search.beam_size must be at least 1")
     boundaries = config["train"]["bucket_boundaries"]

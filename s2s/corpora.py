@@ -3,7 +3,11 @@
 Where a corpus is looked for, in order:
 1. ``$S2S_CORPUS_DIR/<name>/<file>`` (offline copies; CI points this at ``../shared/corpora``);
 2. ``$S2S_HOME/corpora/<name>/<file>`` (the download cache, default ``~/.cache/s2s``);
-3. the manifest's URL, downloaded into the cache.
+3. the manifest's URL, downloaded into the cache (a corpus without one is never downloaded).
+
+A ``format: parallel`` corpus (``tvsub``) has one file per language (``files``). Other files a
+config names (own dev/test sets, ``data.src_file``) may be relative paths: they are looked for
+as given, then under ``$S2S_CORPUS_DIR`` and the cache (:func:`resolve_file`).
 
 A download sends a User-Agent, shows a progress bar, writes to ``<file>.part`` and renames it
 only once the size and sha256 match the manifest (when it records them), retries a failed or
@@ -60,26 +64,35 @@ def cache_dir() -> Path:
     return Path(os.environ.get("S2S_HOME", Path.home() / ".cache" / "s2s")) / "corpora"
 
 
-def candidate_paths(name: str) -> list[Path]:
-    entry = corpus_entry(name)
+def candidate_paths(name: str, file: str | None = None) -> list[Path]:
+    """Where ``file`` of corpus ``name`` (default: its ``file``) is looked for, in order."""
+    file = file or corpus_entry(name)["file"]
     paths = []
     if os.environ.get("S2S_CORPUS_DIR"):
-        paths.append(Path(os.environ["S2S_CORPUS_DIR"]) / name / entry["file"])
-    paths.append(cache_dir() / name / entry["file"])
+        paths.append(Path(os.environ["S2S_CORPUS_DIR"]) / name / file)
+    paths.append(cache_dir() / name / file)
     return paths
 
 
-def locate(name: str, download: bool = True) -> Path:
-    """Return the path of corpus ``name``'s text file, downloading it if allowed and needed."""
-    paths = candidate_paths(name)
+def locate(name: str, download: bool = True, file: str | None = None) -> Path:
+    """Return the path of corpus ``name``'s text file, downloading it if allowed and needed.
+
+    ``file`` names one of the corpus's files (``files`` in the manifest) instead of its
+    ``file``. A corpus without a ``url`` (a licence that forbids redistribution) is never
+    downloaded: the message says where to put a copy.
+    """
+    entry = corpus_entry(name)
+    file = file or entry["file"]
+    paths = candidate_paths(name, file)
     for path in paths:
         if path.is_file():
             return path
     looked = "\n  ".join(str(p) for p in paths)
-    local_copy = f"$S2S_CORPUS_DIR/{name}/{corpus_entry(name)['file']}"
-    if not download:
+    local_copy = f"$S2S_CORPUS_DIR/{name}/{file}"
+    if not download or not entry.get("url"):
+        why = "" if entry.get("url") else f" (it cannot be downloaded: {entry.get('licence')})"
         raise CorpusNotFound(
-            f"corpus {name!r} not found; looked at:\n  {looked}\nPut a copy at {local_copy}."
+            f"corpus {name!r} not found{why}; looked at:\n  {looked}\nPut a copy at {local_copy}."
         )
     try:
         return fetch(name)
@@ -88,6 +101,37 @@ def locate(name: str, download: bool = True) -> Path:
             f"corpus {name!r} not found locally and the download failed ({e}); "
             f"looked at:\n  {looked}\nPut a copy at {local_copy}."
         ) from e
+
+
+def locate_parallel(name: str, src_lang: str, tgt_lang: str) -> tuple[Path, Path]:
+    """The line-aligned source and target files of a ``format: parallel`` corpus."""
+    files = corpus_entry(name).get("files") or {}
+    for lang in (src_lang, tgt_lang):
+        if lang not in files:
+            raise CorpusNotFound(
+                f"corpus {name!r} has no {lang!r} file in data/corpora.yaml "
+                f"(has: {', '.join(files)})"
+            )
+    return locate(name, file=files[src_lang]), locate(name, file=files[tgt_lang])
+
+
+def file_candidates(path: str | Path) -> list[Path]:
+    """Where a file named in a config is looked for: as given (absolute, or relative to the
+    working directory), then, for a relative path, under ``$S2S_CORPUS_DIR`` and the cache.
+
+    So a recipe can name ``tvsub/dev.zh`` and find it wherever the corpora are kept.
+    """
+    path = Path(path)
+    if path.is_absolute():
+        return [path]
+    roots = [Path(os.environ["S2S_CORPUS_DIR"])] if os.environ.get("S2S_CORPUS_DIR") else []
+    return [path, *(root / path for root in [*roots, cache_dir()])]
+
+
+def resolve_file(path: str | Path) -> Path:
+    """The first of :func:`file_candidates` that exists; ``path`` itself when none does (so
+    that opening it fails with the name the config gave)."""
+    return next((p for p in file_candidates(path) if p.is_file()), Path(path))
 
 
 def fetch(name: str, entry: dict | None = None) -> Path:

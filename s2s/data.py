@@ -7,7 +7,12 @@ and dev/test keep every reference of a source for multi-reference scoring.
 from __future__ import annotations
 
 import functools
+import itertools
+import json
+import os
 import re
+import shutil
+import sys
 import unicodedata
 from collections import Counter
 from collections.abc import Iterator
@@ -368,32 +373,54 @@ def load_splits(folder: Path) -> Splits:
     return Splits(train=read("train"), dev=read("dev"), test=read("test"))
 
 
+def corpus_files(config: dict, path: Path | None = None) -> tuple[str, list[Path]]:
+    """What :func:`open_corpus` reads: ``("parallel", [src, tgt])`` or ``("tsv", [file])``.
+
+    Relative file names are looked for as given, then under ``$S2S_CORPUS_DIR`` and the cache
+    (:func:`s2s.corpora.resolve_file`); a manifest corpus is found by :func:`s2s.corpora.locate`.
+    """
+    from s2s.corpora import corpus_entry, locate, locate_parallel, resolve_file
+
+    data = config["data"]
+    if path is not None:
+        return "tsv", [Path(path)]
+    if data.get("src_file"):
+        if not data.get("tgt_file"):
+            raise CorpusError("data.src_file is set but data.tgt_file is not")
+        return "parallel", [resolve_file(data["src_file"]), resolve_file(data["tgt_file"])]
+    if data.get("path"):
+        return "tsv", [resolve_file(data["path"])]
+    if not data.get("corpus"):
+        raise CorpusError("no corpus: set data.corpus, data.path or data.src_file/tgt_file")
+    if corpus_entry(data["corpus"]).get("format") == "parallel":
+        return "parallel", list(locate_parallel(data["corpus"], data["src_lang"], data["tgt_lang"]))
+    return "tsv", [locate(data["corpus"])]
+
+
 def open_corpus(
     config: dict, path: Path | None = None, chunk_lines: int = CHUNK_LINES
 ) -> tuple[Iterator[pd.DataFrame], CleaningReport]:
     """The configured corpus as raw frames of at most ``chunk_lines`` lines, and its report.
 
-    Two aligned files, a TSV path, or a manifest corpus; ``path`` (``--corpus`` on the command
-    line) replaces the configured TSV or corpus. The report fills in as the frames are read.
+    Two aligned files, a TSV path, or a manifest corpus (a TSV file, or one file per language
+    for ``format: parallel``); ``path`` (``--corpus`` on the command line) replaces the
+    configured corpus with a TSV file. The report fills in as the frames are read.
     """
-    from s2s.corpora import corpus_entry, locate
+    from s2s.corpora import corpus_entry
 
     data = config["data"]
     src, tgt, limit = data["src_lang"], data["tgt_lang"], data.get("limit")
-    if path is None and data.get("src_file"):
-        if not data.get("tgt_file"):
-            raise CorpusError("data.src_file is set but data.tgt_file is not")
-        src_path, tgt_path = Path(data["src_file"]), Path(data["tgt_file"])
-        report = CleaningReport(path=f"{src_path} + {tgt_path}")
-        return iter_parallel(src_path, tgt_path, report, limit, chunk_lines), report
+    kind, files = corpus_files(config, path)
+    if kind == "parallel":
+        report = CleaningReport(path=f"{files[0]} + {files[1]}")
+        return iter_parallel(files[0], files[1], report, limit, chunk_lines), report
     columns = data.get("columns") or (
-        corpus_entry(data["corpus"])["columns"] if data.get("corpus") else None
+        corpus_entry(data["corpus"]).get("columns") if data.get("corpus") else None
     )
     if not columns:
         raise CorpusError("a TSV corpus needs data.columns, e.g. {en: 0, zh: 1}")
-    path = path or (Path(data["path"]) if data.get("path") else locate(data["corpus"]))
-    report = CleaningReport(path=str(path))
-    return iter_tsv(path, columns, src, tgt, report, limit, chunk_lines), report
+    report = CleaningReport(path=str(files[0]))
+    return iter_tsv(files[0], columns, src, tgt, report, limit, chunk_lines), report
 
 
 def read_corpus(config: dict, path: Path | None = None) -> tuple[pd.DataFrame, CleaningReport]:
@@ -471,3 +498,509 @@ def prepare(config: dict, path: Path | None = None) -> tuple[Splits, CleaningRep
     data = config["data"]
     frame, report = read_and_clean(config, path)
     return split(frame, data["dev_sources"], data["test_sources"], data["seed"]), report
+
+
+# -- the run's data folder, in memory bounded independently of the corpus size ------------------
+#
+# folder/train.tsv           line, src, tgt: the training pairs (written a chunk at a time)
+# folder/<set file>.tsv      id, line, src, tgt: one row per reference; rows of a sentence share
+#                            its id (0, 1, ... in set order); dev.tsv, test.tsv, test-<name>.tsv
+# folder/summary.json        what was prepared (train pairs, each set's file, sizes, lowercase
+#                            flag and overlap, cleaning); written last, so its presence means done
+# folder/cleaning.json       the cleaning report (CleaningReport.as_dict)
+# folder/overlap.json        {set: {"sources": n, "in_train": k}}: sources also in training
+
+SUMMARY = "summary.json"
+TRAIN_HEADER = "line\tsrc\ttgt\n"
+SET_HEADER = "id\tline\tsrc\ttgt\n"
+CARVED = "held out from the corpus"
+_SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_SPEC_KEYS = ("src", "refs", "lowercase")
+
+
+@dataclass
+class EvalSet:
+    """A dev or test set: each source with all its references (a list per sentence)."""
+
+    name: str
+    sources: list[str]
+    references: list[list[str]]
+    lowercase: bool = False  # score case-insensitively (sacreBLEU ``lowercase``)
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+
+@dataclass
+class EvalSpec:
+    """An own evaluation set in the config: a source file and line-aligned reference files."""
+
+    name: str
+    key: str  # the config key it came from, for messages: data.dev, data.test.<name>
+    src: Path
+    refs: list[Path]
+    lowercase: bool = False
+
+
+def set_file(name: str) -> str:
+    """The file of set ``name`` in the data folder: dev.tsv, test.tsv, test-<name>.tsv."""
+    return f"{name}.tsv" if name in ("dev", "test") else f"test-{name}.tsv"
+
+
+def primary_test_set(names) -> str | None:
+    """ "The" test set among a folder's set names: the one named ``test``, else the first."""
+    names = [n for n in names if n != "dev"]
+    return "test" if "test" in names else (names[0] if names else None)
+
+
+def eval_specs(config: dict) -> dict[str, EvalSpec]:
+    """The own dev/test sets the config names (``data.dev``, ``data.test``), checked.
+
+    ``data.test`` maps names to specs; a single spec (with a ``src`` key) is the set ``test``.
+    File names are resolved as corpus files are (:func:`s2s.corpora.resolve_file`).
+    """
+    data = config["data"]
+    specs = {}
+    if data.get("dev") is not None:
+        specs["dev"] = _spec("dev", data["dev"], "data.dev")
+    tests = data.get("test")
+    if tests is None:
+        return specs
+    if isinstance(tests, dict) and isinstance(tests.get("src"), str):
+        tests = {"test": tests}
+    if not isinstance(tests, dict) or not tests:
+        raise CorpusError(
+            f"data.test must map set names to {{src: file, refs: [file, ...]}}, not {tests!r}"
+        )
+    for name, spec in tests.items():
+        if not isinstance(name, str) or not _SET_NAME.fullmatch(name) or name == "dev":
+            raise CorpusError(
+                f"data.test: {name!r} cannot name a test set (letters, digits, . _ -; not dev)"
+            )
+        specs[name] = _spec(name, spec, f"data.test.{name}")
+    return specs
+
+
+def _spec(name: str, spec, key: str) -> EvalSpec:
+    from s2s.corpora import resolve_file
+
+    if not isinstance(spec, dict):
+        raise CorpusError(f"{key} must be {{src: file, refs: [file, ...]}}, not {spec!r}")
+    unknown = sorted(set(spec) - set(_SPEC_KEYS))
+    if unknown:
+        raise CorpusError(f"{key}: unknown key {unknown[0]!r} (known: {', '.join(_SPEC_KEYS)})")
+    refs = [spec["refs"]] if isinstance(spec.get("refs"), str) else spec.get("refs")
+    if (
+        not isinstance(spec.get("src"), str)
+        or not refs
+        or not all(isinstance(r, str) for r in refs)
+    ):
+        raise CorpusError(f"{key} needs src (a file) and refs (one file or a list of files)")
+    lowercase = spec.get("lowercase", False)
+    if not isinstance(lowercase, bool):
+        raise CorpusError(f"{key}.lowercase must be true or false, not {lowercase!r}")
+    return EvalSpec(
+        name, key, resolve_file(spec["src"]), [resolve_file(r) for r in refs], lowercase
+    )
+
+
+def read_eval_set(spec: EvalSpec, src_lang: str, tgt_lang: str, script: str = "keep") -> EvalSet:
+    """Read and normalise an own set (as the corpus is); nothing is dropped from it.
+
+    Every reference file must have as many lines as the source file, and every line must be
+    UTF-8: the error names the file and the line.
+    """
+    sources = [normalize(s, src_lang, script) for s in _read_lines(spec.src)]
+    if not sources:
+        raise CorpusError(f"{spec.key}: {spec.src} is empty")
+    columns = []
+    for path in spec.refs:
+        refs = _read_lines(path)
+        if len(refs) != len(sources):
+            raise CorpusError(
+                f"{spec.key}: {path} has {len(refs):,} lines but {spec.src} has "
+                f"{len(sources):,}; references must be line-aligned with the source"
+            )
+        columns.append([normalize(r, tgt_lang, script) for r in refs])
+    references = [list(refs) for refs in zip(*columns, strict=True)]
+    return EvalSet(spec.name, sources, references, spec.lowercase)
+
+
+def _read_lines(path: Path) -> list[str]:
+    """A small text file's lines (split on ``\\n`` only, as the corpus reader does)."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise CorpusError(f"{path}: cannot open: {e.strerror}") from e
+    lines = raw.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    out = []
+    for line_no, line in enumerate(lines, start=1):
+        try:
+            out.append(line.decode("utf-8").rstrip("\r"))
+        except UnicodeDecodeError as e:
+            raise CorpusError(
+                f"{path}, line {line_no}: not valid UTF-8 ({e.reason} at byte {e.start})"
+            ) from None
+    return out
+
+
+def prepare_run_data(
+    config: dict,
+    folder: Path,
+    corpus: Path | None = None,
+    log=print,
+    *,
+    chunk_lines: int = CHUNK_LINES,
+) -> dict:
+    """The whole data stage into ``folder``, in memory bounded independently of corpus size.
+
+    The corpus is streamed through :func:`open_corpus` and :class:`Cleaner` a chunk at a time
+    and the kept pairs go straight to ``train.tsv``; what is held is 8 bytes a pair (the
+    cleaner's pair hashes, and the source hashes used for the split and the overlap counts).
+    Own dev/test sets (``data.dev``, ``data.test``) are read from line-aligned files; a set not
+    given is held out from the corpus (``data.dev_sources``/``test_sources`` distinct sources,
+    chosen by ``data.seed``, each with all its references; 0: no such set), so when both are
+    given the whole corpus is training data. Overlap: how many sources of each set also occur
+    in training, after normalisation. Files are written in ``folder/.preparing`` and moved in
+    at the end, ``summary.json`` last: a killed run is redone, and a finished one reused.
+    Returns the summary (also in ``summary.json``).
+    """
+    folder = Path(folder)
+    saved = _saved_summary(folder)
+    if saved is not None:
+        _warn_if_changed(saved, config, corpus, log)
+        log(f"data: reusing {folder} ({saved['train']['pairs']:,} training pairs)")
+        return saved
+    data = config["data"]
+    specs = eval_specs(config)
+    own = {  # small, and read first: a bad dev file fails before a long cleaning pass
+        name: read_eval_set(spec, data["src_lang"], data["tgt_lang"], data["chinese_script"])
+        for name, spec in specs.items()
+    }
+    own_tests = [name for name in own if name != "dev"]
+    carve = {"test": 0 if own_tests else data["test_sources"]}
+    carve["dev"] = 0 if "dev" in own else data["dev_sources"]
+    carve = {name: int(n) for name, n in carve.items() if n}
+    work = folder / ".preparing"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    (folder / SUMMARY).unlink(missing_ok=True)
+    report, cleaned, hashes = _clean_to_file(config, corpus, work, bool(carve), chunk_lines)
+    log(report.summary())
+    carved, lines = {}, {}
+    if carve:
+        held = _pick_held_out(hashes, carve, data["seed"])
+        carved, lines, hashes = _route(cleaned, hashes, held, work / "train.tsv", chunk_lines)
+        cleaned.unlink()
+    both = {**carved, **own}
+    sets = {name: both[name] for name in ["dev", *(own_tests or ["test"])] if name in both}
+    summary = _summarize(config, corpus, report, hashes, sets)
+    for name, eval_set in sets.items():
+        info = summary["sets"][name]
+        info["from"] = _origin(specs[name]) if name in specs else CARVED
+        _write_set(work / info["file"], eval_set, lines.get(name))
+        log(_describe(eval_set, info))
+    log(f"train: {summary['train']['pairs']:,} pairs, {summary['train']['sources']:,} sources")
+    _commit(work, folder, summary)
+    return summary
+
+
+def _clean_to_file(
+    config: dict, corpus: Path | None, work: Path, carving: bool, chunk_lines: int
+) -> tuple[CleaningReport, Path, np.ndarray]:
+    """Pass 1: clean the corpus chunk by chunk into a file; the 64-bit hash of each kept
+    pair's source, in file order. The file is ``train.tsv`` unless sets are to be carved."""
+    data = config["data"]
+    chunks, report = open_corpus(config, corpus, chunk_lines)
+    cleaner = Cleaner(
+        report, data["src_lang"], data["tgt_lang"], data["max_chars"], data["chinese_script"]
+    )
+    out = work / ("cleaned.tsv" if carving else "train.tsv")
+    total = _count_lines(corpus_files(config, corpus)[1][0])
+    total = min(total, data["limit"]) if data.get("limit") else total
+    hashes = []
+    with open(out, "w", encoding="utf-8", newline="\n") as f, _progress("cleaning", total) as bar:
+        f.write(TRAIN_HEADER)
+        for chunk in chunks:
+            kept = cleaner(chunk)
+            f.write(_tsv_rows(kept))
+            hashes.append(hash_texts(kept["src"]))
+            bar.update(report.lines_read - bar.n)
+        bar.total = bar.n
+    return report, out, np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
+
+
+def _route(
+    cleaned: Path, hashes: np.ndarray, held: dict[str, np.ndarray], train: Path, chunk_lines: int
+) -> tuple[dict[str, EvalSet], dict[str, list[list[int]]], np.ndarray]:
+    """Pass 2: copy the cleaned pairs to ``train`` except those of held-out sources, which
+    form the sets (sources in first-seen order, each with all its references). Returns the
+    sets, the corpus line of each of their references, and the source hashes of train."""
+    rows: dict[str, dict[str, list[tuple[int, str]]]] = {name: {} for name in held}
+    in_train = np.ones(len(hashes), bool)
+    with (
+        open(cleaned, encoding="utf-8", newline="\n") as f,
+        open(train, "w", encoding="utf-8", newline="\n") as out,
+        _progress("splitting", len(hashes)) as bar,
+    ):
+        out.write(next(f))  # the header
+        start = 0
+        while chunk := list(itertools.islice(f, chunk_lines)):
+            keep = in_train[start : start + len(chunk)]  # a view: marks land in in_train
+            for name, sources in held.items():
+                for i in np.flatnonzero(is_member(sources, hashes[start : start + len(chunk)])):
+                    line, src, tgt = chunk[i].rstrip("\n").split("\t")
+                    rows[name].setdefault(src, []).append((int(line), tgt))
+                    keep[i] = False
+            out.write("".join(itertools.compress(chunk, keep)))
+            start += len(chunk)
+            bar.update(len(chunk))
+    sets, lines = {}, {}
+    for name, groups in rows.items():
+        refs = [[tgt for _, tgt in pairs] for pairs in groups.values()]
+        sets[name] = EvalSet(name, list(groups), refs)
+        lines[name] = [[line for line, _ in pairs] for pairs in groups.values()]
+    return sets, lines, hashes[in_train]
+
+
+def _pick_held_out(hashes: np.ndarray, carve: dict[str, int], seed: int) -> dict[str, np.ndarray]:
+    """Seeded choice of distinct sources (as sorted hashes) for each set to carve: test first,
+    then dev, as :func:`split` does."""
+    distinct = np.unique(hashes)
+    wanted = sum(carve.values())
+    if wanted >= len(distinct):
+        sizes = " + ".join(str(n) for n in carve.values())
+        raise CorpusError(f"only {len(distinct)} distinct sources; cannot hold out {sizes}")
+    chosen = distinct[np.random.default_rng(seed).choice(len(distinct), wanted, replace=False)]
+    held, start = {}, 0
+    for name, n in carve.items():
+        held[name] = np.sort(chosen[start : start + n])
+        start += n
+    return held
+
+
+def _summarize(
+    config: dict,
+    corpus: Path | None,
+    report: CleaningReport,
+    train_hashes: np.ndarray,
+    sets: dict[str, EvalSet],
+) -> dict:
+    """The summary, overlap included: a set's source is in train when its hash is."""
+    train_sources = np.unique(train_hashes)
+    pairs = len(train_hashes)
+    return {
+        "train": {"file": "train.tsv", "pairs": pairs, "sources": len(train_sources)},
+        "sets": {
+            name: {
+                "file": set_file(name),
+                "sources": len(s),
+                "references": sum(len(r) for r in s.references),
+                "lowercase": s.lowercase,
+                "in_train": int(is_member(train_sources, hash_texts(s.sources)).sum()),
+            }
+            for name, s in sets.items()
+        },
+        "test_set": primary_test_set(sets),
+        "cleaning": {**report.as_dict(), "first_line": dict(report.examples)},
+        "config": _jsonable(config["data"]),
+        "corpus": None if corpus is None else str(corpus),
+    }
+
+
+def _origin(spec: EvalSpec) -> str:
+    return " + ".join(str(p) for p in (spec.src, *spec.refs))
+
+
+def _describe(eval_set: EvalSet, info: dict) -> str:
+    n, k = info["sources"], info["in_train"]
+    case = ", scored case-insensitively" if info["lowercase"] else ""
+    return (
+        f"{eval_set.name}: {n:,} sources, {info['references']:,} references ({info['from']})"
+        f"{case}; {k:,} sources ({k / max(n, 1):.1%}) also occur in train"
+    )
+
+
+def _commit(work: Path, folder: Path, summary: dict) -> None:
+    """Move the finished files into ``folder``, the summary last; then drop ``work``."""
+    overlap = {
+        name: {"sources": info["sources"], "in_train": info["in_train"]}
+        for name, info in summary["sets"].items()
+    }
+    cleaning = {k: summary["cleaning"][k] for k in ("lines_read", "kept", "dropped")}
+    for name, content in (("overlap.json", overlap), ("cleaning.json", cleaning)):
+        (work / name).write_text(json.dumps(content, indent=2), encoding="utf-8")
+    names = ["train.tsv", *(info["file"] for info in summary["sets"].values())]
+    for name in [*names, "overlap.json", "cleaning.json"]:
+        os.replace(work / name, folder / name)
+    text = json.dumps(summary, indent=2, ensure_ascii=False)
+    (work / SUMMARY).write_text(text, encoding="utf-8")
+    os.replace(work / SUMMARY, folder / SUMMARY)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _saved_summary(folder: Path) -> dict | None:
+    """The summary of a finished data stage in ``folder``, or None (nothing, or incomplete)."""
+    path = Path(folder) / SUMMARY
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    files = [summary["train"]["file"], *(s["file"] for s in summary["sets"].values())]
+    return summary if all((Path(folder) / f).is_file() for f in files) else None
+
+
+def _warn_if_changed(saved: dict, config: dict, corpus: Path | None, log) -> None:
+    now = _jsonable(config["data"])
+    changed = [
+        f"data.{k}"
+        for k in sorted(set(now) | set(saved["config"]))
+        if now.get(k) != saved["config"].get(k)
+    ]
+    if saved.get("corpus") != (None if corpus is None else str(corpus)):
+        changed.append("the corpus path")
+    if changed:
+        log(
+            f"warning: {', '.join(changed)} changed since the data were prepared; the saved data "
+            "are used (delete the data folder to prepare them again)"
+        )
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def _write_set(path: Path, eval_set: EvalSet, lines: list[list[int]] | None = None) -> None:
+    """``id, line, src, tgt``: one row per reference. ``line``: the sentence's line in its
+    files for an own set (1-based); for a held-out one, the corpus line of each reference."""
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(SET_HEADER)
+        for i, (src, refs) in enumerate(zip(eval_set.sources, eval_set.references, strict=True)):
+            at = lines[i] if lines is not None else [i + 1] * len(refs)
+            f.write("".join(f"{i}\t{n}\t{src}\t{ref}\n" for n, ref in zip(at, refs, strict=True)))
+
+
+def _tsv_rows(frame: pd.DataFrame) -> str:
+    lines, srcs, tgts = (frame[c].tolist() for c in ("line", "src", "tgt"))
+    return "".join(f"{n}\t{s}\t{t}\n" for n, s, t in zip(lines, srcs, tgts, strict=True))
+
+
+def hash_texts(texts) -> np.ndarray:
+    """64-bit hashes of strings (pandas' keyed SipHash: the same in every run and process)."""
+    values = texts.to_numpy(dtype=object) if isinstance(texts, pd.Series) else list(texts)
+    return pd.util.hash_array(np.asarray(values, dtype=object))
+
+
+def is_member(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values[i] in sorted_values`` for each i, by binary search (np.isin was 10x slower)."""
+    if not len(sorted_values):
+        return np.zeros(len(values), bool)
+    at = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    return sorted_values[at] == values
+
+
+def _count_lines(path: Path) -> int:
+    """Lines of a file, counted in 1 MiB blocks (0.1 s for 2 million lines), for progress."""
+    count, last = 0, b"\n"
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                count += block.count(b"\n")
+                last = block[-1:]
+    except OSError:
+        return 0  # the reader raises the error that names the file
+    return count + (last != b"\n")
+
+
+def _progress(desc: str, total: int | None):
+    """A tqdm bar of lines with their rate; redrawn every 30 s when stderr is not a terminal."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total or None,
+        desc=desc,
+        unit=" lines",
+        unit_scale=True,
+        dynamic_ncols=True,
+        mininterval=1.0 if os.isatty(2) else 30.0,
+        file=sys.stderr,
+    )
+
+
+def load_eval_sets(folder: Path) -> dict[str, EvalSet]:
+    """The prepared dev and test sets of a data folder: ``dev`` first, then each test set.
+
+    A folder written by :func:`save_splits` (no summary) gives its dev and test splits.
+    """
+    folder = Path(folder)
+    summary = _saved_summary(folder)
+    if summary is None:
+        if (folder / "dev.tsv").is_file() and (folder / "test.tsv").is_file():
+            frames = {name: _read_table(folder / f"{name}.tsv") for name in ("dev", "test")}
+            return {name: EvalSet(name, *references(frame)) for name, frame in frames.items()}
+        raise CorpusError(f"{folder}: no prepared data (no {SUMMARY}); run the data stage first")
+    return {
+        name: _read_set(folder / info["file"], name, info["lowercase"])
+        for name, info in summary["sets"].items()
+    }
+
+
+def _read_set(path: Path, name: str, lowercase: bool) -> EvalSet:
+    frame = _read_table(path)
+    grouped = frame.groupby("id", sort=True)
+    return EvalSet(
+        name, grouped["src"].first().tolist(), grouped["tgt"].agg(list).tolist(), lowercase
+    )
+
+
+def _read_table(path: Path, **options) -> pd.DataFrame:
+    return pd.read_csv(
+        path,
+        sep="\t",
+        dtype={"src": str, "tgt": str},
+        keep_default_na=False,
+        quoting=3,
+        **options,
+    )
+
+
+def iter_train(folder: Path, chunk_lines: int = CHUNK_LINES) -> Iterator[pd.DataFrame]:
+    """``train.tsv`` in frames of at most ``chunk_lines`` pairs (columns line, src, tgt)."""
+    yield from _iter_train(folder, chunk_lines)
+
+
+def _iter_train(folder: Path, chunk_lines: int, columns=None) -> Iterator[pd.DataFrame]:
+    with _read_table(Path(folder) / "train.tsv", chunksize=chunk_lines, usecols=columns) as chunks:
+        yield from chunks
+
+
+def count_train(folder: Path) -> int:
+    """Training pairs in the folder (from its summary; counted when there is none)."""
+    summary = _saved_summary(Path(folder))
+    if summary is not None:
+        return int(summary["train"]["pairs"])
+    return max(_count_lines(Path(folder) / "train.tsv") - 1, 0)
+
+
+def sample_train(folder: Path, n: int, seed: int) -> tuple[list[str], list[str]]:
+    """A uniform random sample of at most ``n`` training pairs: (sources, targets), in file
+    order, the same for the same seed. For SentencePiece, which needs a sample, not the corpus.
+
+    The pair count is known, so ``n`` of the line numbers are drawn without replacement and
+    the file is streamed once; what is held is the sample and the chosen line numbers.
+    """
+    total = count_train(folder)
+    chosen = (
+        np.arange(total)
+        if n >= total
+        else np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False))
+    )
+    sources, targets, start = [], [], 0
+    for chunk in _iter_train(folder, CHUNK_LINES, ["src", "tgt"]):
+        low, high = np.searchsorted(chosen, [start, start + len(chunk)])
+        rows = chosen[low:high] - start
+        sources += chunk["src"].to_numpy(dtype=object)[rows].tolist()
+        targets += chunk["tgt"].to_numpy(dtype=object)[rows].tolist()
+        start += len(chunk)
+    return sources, targets

@@ -78,6 +78,12 @@ def worker_index() -> int:
     return int(task.get("index", 0)) if task.get("type", "worker") in ("worker", "chief") else 0
 
 
+def worker_count() -> int:
+    """How many workers ``TF_CONFIG`` names (1 without it)."""
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    return max(1, len(cluster.get("worker", [])) + len(cluster.get("chief", [])))
+
+
 def is_distributed(strategy: tf.distribute.Strategy) -> bool:
     return strategy.num_replicas_in_sync > 1 or isinstance(
         strategy, tf.distribute.MultiWorkerMirroredStrategy

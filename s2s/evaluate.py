@@ -2,7 +2,9 @@
 
 The BLEU tokenizer follows the target language: ``zh`` for Chinese (``13a`` would treat a run of
 Chinese characters as one word), ``13a`` otherwise; TER gets sacreBLEU's Asian-script support for
-Chinese targets. Scores are reported with their signatures. :func:`compare` ranks several runs'
+Chinese targets. ``lowercase=True`` scores case-insensitively (sets whose references are
+lower-cased, such as TVsub's dev set): BLEU and chrF then show ``case:lc`` in their signatures;
+sacreBLEU's TER is case-insensitive already. Scores are reported with their signatures. :func:`compare` ranks several runs'
 test translations with sacreBLEU's paired bootstrap test.
 """
 
@@ -56,12 +58,15 @@ class Scores:
         )
 
 
-def metrics(tgt_lang: str, tokenize: str | None = None) -> dict:
-    """The sacreBLEU metric objects used for a target language."""
+def metrics(tgt_lang: str, tokenize: str | None = None, lowercase: bool = False) -> dict:
+    """The sacreBLEU metric objects used for a target language (case-insensitive if asked).
+
+    TER keeps sacreBLEU's default, ``case_sensitive=False``, whatever ``lowercase`` says.
+    """
     return {
-        "BLEU": BLEU(tokenize=bleu_tokenizer(tgt_lang, tokenize)),
-        "chrF": CHRF(),
-        "TER": TER(asian_support=tgt_lang.startswith("zh")),
+        "BLEU": BLEU(tokenize=bleu_tokenizer(tgt_lang, tokenize), lowercase=lowercase),
+        "chrF": CHRF(lowercase=lowercase),
+        "TER": TER(asian_support=tgt_lang.startswith("zh"), case_sensitive=False),
     }
 
 
@@ -70,12 +75,16 @@ def score(
     references: Sequence[Sequence[str]],
     tgt_lang: str,
     tokenize: str | None = None,
+    lowercase: bool = False,
 ) -> Scores:
-    """Corpus BLEU and chrF of ``hypotheses[i]`` against every string in ``references[i]``."""
+    """Corpus BLEU, chrF and TER of ``hypotheses[i]`` against every string in ``references[i]``.
+
+    ``lowercase``: compare case-insensitively (an :class:`s2s.data.EvalSet`'s ``lowercase``).
+    """
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference sets")
     streams = reference_streams(references)
-    m = metrics(tgt_lang, tokenize)
+    m = metrics(tgt_lang, tokenize, lowercase)
     b, c, t = (m[name].corpus_score(list(hypotheses), streams) for name in ("BLEU", "chrF", "TER"))
     return Scores(
         bleu=b.score,
@@ -113,6 +122,7 @@ def compare(
     tgt_lang: str,
     tokenize: str | None = None,
     samples: int = 1000,
+    lowercase: bool = False,
 ) -> pd.DataFrame:
     """Scores of several systems on the same sentences, with paired bootstrap resampling.
 
@@ -126,7 +136,7 @@ def compare(
             raise ValueError(f"{name}: {len(hyps)} translations for {len(references)} sentences")
     test = PairedTest(
         [(name, list(hyps)) for name, hyps in systems],
-        metrics(tgt_lang, tokenize),
+        metrics(tgt_lang, tokenize, lowercase),
         reference_streams(references),
         test_type="bs",
         n_samples=samples,

@@ -69,7 +69,7 @@ def summarize(run_dir: Path) -> dict | None:
         "pair": f"{config['data']['src_lang']}-{config['data']['tgt_lang']}",
         "changes": config_diff(config),
         "epochs": state.get("epoch"),
-        "best_epoch": state.get("best_epoch"),
+        "best_epoch": _best_epoch(state),
         "train_min": round(state.get("elapsed_s", 0.0) / 60, 1),
         "tok_s": None,
         "dev_bleu": None if state.get("best_bleu") is None else round(state["best_bleu"], 2),
@@ -79,18 +79,24 @@ def summarize(run_dir: Path) -> dict | None:
     log_path = paths.logs / "train.csv"
     if log_path.exists():
         log = pd.read_csv(log_path)
-        minutes = log["elapsed_min"].diff().fillna(log["elapsed_min"])
-        if len(log) > 1:  # the first epoch includes compilation
-            row["tok_s"] = round(float((log["tokens"] / (60 * minutes)).iloc[1:].median()))
+        if len(log) > 1:  # the first interval includes compilation
+            row["tok_s"] = round(float(log["tok_s"].iloc[1:].median()))
     report = paths.eval / "test.json"
     if report.exists():
         scores = json.loads(report.read_text(encoding="utf-8"))
         row["test_bleu"], row["test_chrf"] = scores["bleu"], scores["chrf"]
         averaged = scores.get("averaged") or {}
         if averaged.get("used"):
-            row["changes"] += f" (averaged epochs {averaged['epochs']})"
+            row["changes"] += f" (averaged {len(averaged['steps'])} checkpoints)"
             row["dev_bleu"] = averaged["dev_bleu"]
     return row
+
+
+def _best_epoch(state: dict) -> float | None:
+    """The epoch (passes over the data, fractional) at the best dev BLEU."""
+    if state.get("best_step") is None or not state.get("step"):
+        return None
+    return round(state["best_step"] / state["step"] * state["epoch"], 2)
 
 
 def markdown(rows: list[dict]) -> str:

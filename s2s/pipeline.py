@@ -112,9 +112,7 @@ def shard_dataset(
         raise ValueError(f"{len(files)} shards cannot be shared by {workers} workers")
     paths = tf.data.Dataset.from_tensor_slices(list(files)).shard(workers, worker)
     paths = paths.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
-    ds = paths.interleave(
-        tf.data.TFRecordDataset, cycle_length=4, block_length=1, deterministic=True
-    )
+    ds = paths.interleave(tf.data.TFRecordDataset, cycle_length=4, block_length=1)
     ds = ds.shuffle(shuffle_buffer, seed=seed + 1, reshuffle_each_iteration=True)
     ds = ds.map(decode_record, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = bucketed_batches(ds, buckets)

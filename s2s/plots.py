@@ -36,9 +36,10 @@ def cjk_font() -> font_manager.FontProperties:
 
 
 def learning_curves(log_csv: str | Path) -> plt.Figure:
-    """Loss, dev BLEU/chrF, learning rate and gradient norm per epoch from ``logs/train.csv``."""
+    """Loss, dev BLEU/chrF, learning rate and gradient norm per interval from
+    ``logs/train.csv``, against epochs (passes over the training data, fractional)."""
     log = pd.read_csv(log_csv)
-    x = log["epoch"] + 1
+    x = log["epoch"]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), constrained_layout=True)
     panels = [
         (

@@ -3,9 +3,11 @@
 runs/<pair>/
   config.yaml                 the config the run was started with
   data/{train,dev,test}.tsv   the split; data/cleaning.json what cleaning dropped
-  spm/{src,tgt}.model         SentencePiece models (training split only)
-  checkpoints/                last.weights.h5 (+ optimizer), best.weights.h5, state.json,
-                              epoch-NNN.weights.h5 for the last train.average_last epochs
+  spm/{src,tgt}.model         SentencePiece models (trained on a sample of the training pairs)
+  shards/                     the training pairs as piece ids (train-NNNNN.tfrecord, index.json)
+  checkpoints/                step-N.weights.h5 (+ optimizer) and step-N.input.* (the input
+                              stream's position) for the last train.average_last intervals,
+                              best.weights.h5, state.json (names the last checkpoint)
   model.keras                 the best model, loadable with keras.saving.load_model
   logs/train.csv, logs/tensorboard/
   eval/test.json, eval/test.hyp.txt
@@ -48,15 +50,20 @@ class RunPaths:
         return self.root / "checkpoints"
 
     @property
-    def last_weights(self) -> Path:
-        return self.checkpoints / "last.weights.h5"
+    def shards(self) -> Path:
+        return self.root / "shards"
 
     @property
     def best_weights(self) -> Path:
         return self.checkpoints / "best.weights.h5"
 
-    def epoch_weights(self, epoch: int) -> Path:
-        return self.checkpoints / f"epoch-{epoch:03d}.weights.h5"
+    def step_weights(self, step: int) -> Path:
+        """Weights and optimizer state after ``step`` steps."""
+        return self.checkpoints / f"step-{step:09d}.weights.h5"
+
+    def step_input(self, step: int) -> Path:
+        """The prefix of the input stream's position after ``step`` steps."""
+        return self.checkpoints / f"step-{step:09d}.input"
 
     @property
     def state(self) -> Path:
@@ -113,9 +120,23 @@ def start(paths: RunPaths, config: dict) -> None:
 
 
 def read_state(paths: RunPaths) -> dict:
-    if paths.state.exists():
-        return json.loads(paths.state.read_text(encoding="utf-8"))
-    return {"epoch": 0, "elapsed_s": 0.0, "best_bleu": None, "best_epoch": None, "finished": False}
+    """``state.json`` over the fresh state (keys added since a run was made get their start)."""
+    saved = json.loads(paths.state.read_text(encoding="utf-8")) if paths.state.exists() else {}
+    return {**_fresh_state(), **saved}
+
+
+def _fresh_state() -> dict:
+    return {
+        "step": 0,  # steps trained, as of the checkpoint named by ``checkpoints[-1]``
+        "evals": 0,  # intervals scored
+        "elapsed_s": 0.0,
+        "checkpoints": [],  # steps whose checkpoints are kept, oldest first
+        "best_bleu": None,
+        "best_step": None,
+        "best_eval": None,
+        "stale": 0,  # intervals since the best
+        "finished": False,
+    }
 
 
 def write_state(paths: RunPaths, state: dict) -> None:
@@ -135,6 +156,11 @@ def build_model(config: dict, src_tok: Tokenizer, tgt_tok: Tokenizer) -> Seq2Seq
     return model
 
 
+def last_checkpoint(paths: RunPaths) -> Path:
+    """The weights of the last saved step (``state.json`` names it)."""
+    return paths.step_weights(read_state(paths)["step"])
+
+
 def load_trained(run_dir: str | Path, weights: str = "best"):
     """``(config, model, src_tokenizer, tgt_tokenizer)`` of a trained run.
 
@@ -148,7 +174,7 @@ def load_trained(run_dir: str | Path, weights: str = "best"):
         model = keras.saving.load_model(paths.model, compile=False)
     else:
         model = build_model(config, src_tok, tgt_tok)
-        path = paths.best_weights if weights == "best" else paths.last_weights
+        path = paths.best_weights if weights == "best" else last_checkpoint(paths)
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist: the run has no checkpoint yet")
         model.load_weights(path)

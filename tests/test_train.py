@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 from conftest import ROOT, TINY, random_model
 
 from s2s import runs
@@ -19,9 +20,9 @@ from s2s.train import (
     TrainingDiverged,
     average_checkpoints,
     compile_model,
-    kept_epochs,
     train,
 )
+from s2s.trainer import Checkpoints
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -33,7 +34,8 @@ def test_trained_run_writes_everything_a_user_looks_for(trained_run):
         paths.spm("src"),
         paths.spm("tgt"),
         paths.best_weights,
-        paths.last_weights,
+        runs.last_checkpoint(paths),
+        paths.shards / "index.json",
         paths.model,
         paths.logs / "train.csv",
         paths.cleaning,
@@ -43,15 +45,16 @@ def test_trained_run_writes_everything_a_user_looks_for(trained_run):
         assert path.exists(), path
     assert any((paths.logs / "tensorboard").rglob("events.out.tfevents.*"))
     log = pd.read_csv(paths.logs / "train.csv")
-    assert list(log["epoch"]) == [0, 1]
-    assert {"loss", "nll", "grad_norm", "val_bleu", "val_chrf", "val_nll", "lr"} <= set(log.columns)
+    state = runs.read_state(paths)
+    assert list(log["epoch"]) == [1.0, 2.0] and log["step"].iloc[-1] == state["step"]
+    columns = {"step", "loss", "nll", "grad_norm", "tok_s", "val_bleu", "val_chrf", "val_nll", "lr"}
+    assert columns <= set(log.columns)
     assert log["loss"].iloc[1] < log["loss"].iloc[0]
     report = json.loads((paths.eval / "test.json").read_text())
     assert report["sentences"] == 100 and "nrefs:var" in report["bleu_signature"]
     cleaning = json.loads(paths.cleaning.read_text())
     assert cleaning["kept"] + sum(cleaning["dropped"].values()) == cleaning["lines_read"] == 2500
-    state = runs.read_state(paths)
-    assert state["averaged"]["epochs"] == [1, 2] and paths.epoch_weights(2).exists()
+    assert state["averaged"]["steps"] == state["checkpoints"] == list(log["step"])
     assert report["averaged"] == state["averaged"]
 
 
@@ -68,7 +71,7 @@ def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(trained_run, t
     paths = runs.RunPaths(run)
     state = runs.read_state(paths)
     runs.write_state(paths, {**state, "finished": False})
-    before = paths.last_weights.read_bytes()
+    before = runs.last_checkpoint(paths).read_bytes()
 
     def diverging_loss(logits, targets, label_smoothing=0.0):
         loss, nll, tokens = sequence_loss(logits, targets, label_smoothing)
@@ -77,8 +80,8 @@ def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(trained_run, t
     config = load_config("zh-en", overrides=[*TINY, "train.epochs=3"])
     with pytest.raises(TrainingDiverged, match="last good checkpoint is kept"):
         train(config, run, log=lambda *_: None, loss=diverging_loss)
-    assert paths.last_weights.read_bytes() == before
-    assert runs.read_state(paths)["epoch"] == state["epoch"]
+    assert runs.last_checkpoint(paths).read_bytes() == before
+    assert runs.read_state(paths)["step"] == state["step"]
 
 
 def test_checkpoint_averaging_takes_the_mean_of_every_float_weight(tmp_path):
@@ -99,53 +102,54 @@ def test_a_run_with_other_model_settings_is_not_silently_continued(trained_run):
 
 
 @pytest.mark.slow
-def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, corpus_file):
+def test_an_interrupted_run_resumes_from_its_last_saved_step(tmp_path, corpus_file):
+    """kill -9 mid-epoch, then the same command: it continues from the last interval's step
+    (weights, Adam's state and the input stream), not from the start of an epoch."""
     run = tmp_path / "run"
-    sets = [a for s in [*TINY, "train.epochs=3", "train.jit_compile=false"] for a in ("--set", s)]
-    cmd = [
-        sys.executable,
-        "-m",
-        "s2s",
-        "train",
-        "--run",
-        str(run),
-        "--corpus",
-        str(corpus_file),
-        *sets,
-    ]
+    overrides = [*TINY, "train.epochs=3", "train.eval_steps=15"]
+    sets = [a for s in overrides for a in ("--set", s)]
+    cmd = [sys.executable, "-m", "s2s", "train", "--run", str(run), "--corpus", str(corpus_file)]
+    cmd += sets
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = run / "checkpoints" / "state.json"
     deadline = time.time() + 240
-    while not (state.exists() and json.loads(state.read_text())["epoch"] >= 1):
-        assert proc.poll() is None and time.time() < deadline, "no epoch finished"
-        time.sleep(0.5)
+    while not (state.exists() and json.loads(state.read_text())["step"] >= 30):
+        assert proc.poll() is None and time.time() < deadline, "no interval finished"
+        time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    stopped_at = json.loads(state.read_text())["epoch"]
-    assert stopped_at < 3
-    saved = saved_optimizer(run)  # what last.weights.h5 holds: weights and Adam's state
-    assert saved["iterations"] > 0 and np.abs(saved["moment"]).max() > 0
+    stopped_at = json.loads(state.read_text())["step"]
+    assert stopped_at % 15 == 0
+    saved = saved_optimizer(run)  # what the last checkpoint holds: weights and Adam's state
+    assert saved["iterations"] == stopped_at and np.abs(saved["moment"]).max() > 0
 
     done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert f"resuming from epoch {stopped_at}" in done.stderr
+    assert f"resuming from step {stopped_at}" in done.stderr
     assert f"optimizer step {saved['iterations']}," in done.stderr  # Adam's state came back
     log = pd.read_csv(run / "logs" / "train.csv")
-    assert list(log["epoch"])[-(3 - stopped_at) :] == list(range(stopped_at, 3))
-    assert json.loads(state.read_text())["finished"] is True
+    steps = list(log["step"])
+    assert steps == sorted(set(steps)) and stopped_at in steps  # no interval scored twice
+    final = json.loads(state.read_text())
+    assert final["finished"] is True and steps[-1] == final["step"] > stopped_at
 
     again = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "resuming" not in again.stderr  # finished: not retrained
 
 
-def test_averaged_epochs_are_the_numbers_kept_not_parsed_from_file_names(tmp_path):
-    """``int(f.name[6:9])`` read epoch 1,000's file ``epoch-1000.weights.h5`` as epoch 100."""
+def test_checkpoints_keep_the_last_intervals_and_name_them_in_the_state(tmp_path):
+    model = random_model()
+    model.compile(optimizer="adam")
     paths = runs.RunPaths(tmp_path)
-    paths.checkpoints.mkdir()
-    for epoch in (998, 999, 1000, 1001):
-        paths.epoch_weights(epoch).touch()
-    assert kept_epochs(paths, 1001, 3) == [999, 1000, 1001]
-    assert kept_epochs(paths, 2, 5) == []  # nothing below epoch 1
+    inputs = tf.train.Checkpoint(iterator=iter(tf.data.Dataset.range(10)))
+    checkpoints, state = Checkpoints(paths, keep=3), runs.read_state(paths)
+    for step in (100, 200, 300, 1000, 1100):
+        checkpoints.save(step, model, inputs, state)
+    assert runs.read_state(paths)["checkpoints"] == [300, 1000, 1100] == state["checkpoints"]
+    assert runs.read_state(paths)["step"] == 1100
+    kept = sorted(p.name for p in paths.checkpoints.glob("step-*.weights.h5"))
+    assert kept == [paths.step_weights(s).name for s in (300, 1000, 1100)]
+    assert not list(paths.checkpoints.glob(f"{paths.step_input(200).name}*"))
 
 
 def saved_optimizer(run) -> dict:
@@ -154,6 +158,6 @@ def saved_optimizer(run) -> dict:
 
     config, model, _, _ = load_trained(run, weights="last")
     compile_model(model, config)
-    model.load_weights(runs.RunPaths(run).last_weights)  # now with the optimizer built
+    model.load_weights(runs.last_checkpoint(runs.RunPaths(run)))  # now with the optimizer
     moment = next(v for v in model.optimizer.variables if "momentum" in v.path)
     return {"iterations": int(model.optimizer.iterations.numpy()), "moment": moment.numpy()}
