@@ -194,8 +194,11 @@ def fit(config, paths, state, dev: EvalSet, src_tok, tgt_tok, log=print, loss=se
             f"batches of ~{buckets.batch_tokens} tokens split between them"
             + ("; no XLA under distribution" if train_cfg["jit_compile"] else "")
         )
-    iterator = training_stream(strategy, index, buckets, train_cfg)
-    inputs = tf.train.Checkpoint(iterator=iterator)
+    iterator = training_stream(strategy, index, buckets, train_cfg, state["step"])
+    # tf.distribute's iterators cannot be checkpointed: a distributed run resumes on a stream
+    # reshuffled by the step instead of at the exact next batch.
+    distributed = distribute.is_distributed(strategy)
+    inputs = None if distributed else tf.train.Checkpoint(iterator=iterator)
     checkpoints = Checkpoints(paths, train_cfg["average_last"])
     if state["step"]:
         checkpoints.restore(state["step"], model, inputs)
@@ -249,14 +252,18 @@ def fit(config, paths, state, dev: EvalSet, src_tok, tgt_tok, log=print, loss=se
     runs.write_state(paths, state)
 
 
-def training_stream(strategy, index: ShardIndex, buckets: Buckets, train_cfg: dict):
+def training_stream(strategy, index: ShardIndex, buckets: Buckets, train_cfg: dict, step: int):
     """An iterator over the training batches; under ``multi_worker`` each worker reads its own
-    share of the shards."""
+    share of the shards. One device restores the stream's position from the checkpoint; a
+    distributed run resumed at ``step`` reads a stream seeded by the step."""
     workers, worker = 1, 0
     if train_cfg["distribute"] == "multi_worker":
         workers, worker = distribute.worker_count(), distribute.worker_index()
+    seed = train_cfg["seed"]
+    if distribute.is_distributed(strategy):
+        seed += step
     dataset = shard_dataset(
-        index.paths(), buckets, train_cfg["seed"], train_cfg["shuffle_buffer"], workers, worker
+        index.paths(), buckets, seed, train_cfg["shuffle_buffer"], workers, worker
     )
     if distribute.is_distributed(strategy):
         return iter(strategy.experimental_distribute_dataset(dataset))

@@ -60,7 +60,8 @@ class Checkpoints:
         """Write step ``step``'s checkpoint, then ``state.json`` naming it (the commit point),
         then remove the checkpoints no longer kept."""
         model.save_weights(self.paths.step_weights(step))
-        inputs.write(str(self.paths.step_input(step)))
+        if inputs is not None:
+            inputs.write(str(self.paths.step_input(step)))
         earlier = [s for s in state["checkpoints"] if s != step]
         kept = [*(earlier[-(self.keep - 1) :] if self.keep > 1 else []), step]
         dropped = [s for s in state["checkpoints"] if s not in kept]
@@ -74,9 +75,10 @@ class Checkpoints:
         for path in self.paths.checkpoints.glob(f"{self.paths.step_input(step).name}.*"):
             path.unlink()
 
-    def restore(self, step: int, model: keras.Model, inputs: tf.train.Checkpoint) -> None:
+    def restore(self, step: int, model: keras.Model, inputs: tf.train.Checkpoint | None) -> None:
         model.load_weights(self.paths.step_weights(step))
-        inputs.read(str(self.paths.step_input(step))).assert_consumed()
+        if inputs is not None:
+            inputs.read(str(self.paths.step_input(step))).assert_consumed()
 
     def save_best(self, model: keras.Model) -> None:
         model.save_weights(self.paths.best_weights)
@@ -195,7 +197,7 @@ class Loop:
 
     model: keras.Model
     iterator: object  # tf.data iterator (or distributed iterator) over training batches
-    inputs: tf.train.Checkpoint  # tracks ``iterator``
+    inputs: tf.train.Checkpoint | None  # tracks ``iterator`` (None: not checkpointable)
     interval: Interval
     checkpoints: Checkpoints
     scorer: DevScorer

@@ -98,8 +98,9 @@ def worker(run: str, out: str) -> None:
     _, model, _, _ = load_trained(folder, weights="last")
     from s2s.runs import RunPaths, read_state
 
-    epochs = read_state(RunPaths(__import__("pathlib").Path(folder)))["epoch"]
-    np.savez(out, *[w.numpy() for w in model.weights], epochs=epochs)
+    state = read_state(RunPaths(__import__("pathlib").Path(folder)))
+    max_steps = round(4 * state["step"] / state["epoch"])  # train.epochs=4
+    np.savez(out, *[w.numpy() for w in model.weights], steps=state["step"], max_steps=max_steps)
 
 
 if __name__ == "__main__":
