@@ -983,12 +983,15 @@ def count_train(folder: Path) -> int:
     return max(_count_lines(Path(folder) / "train.tsv") - 1, 0)
 
 
-def sample_train(folder: Path, n: int, seed: int) -> tuple[list[str], list[str]]:
+def sample_train(
+    folder: Path, n: int, seed: int, *, chunk_lines: int = CHUNK_LINES
+) -> tuple[list[str], list[str]]:
     """A uniform random sample of at most ``n`` training pairs: (sources, targets), in file
     order, the same for the same seed. For SentencePiece, which needs a sample, not the corpus.
 
     The pair count is known, so ``n`` of the line numbers are drawn without replacement and
-    the file is streamed once; what is held is the sample and the chosen line numbers.
+    the file is streamed once, ``chunk_lines`` pairs at a time; what is held is the sample,
+    the chosen line numbers and one chunk.
     """
     total = count_train(folder)
     chosen = (
@@ -997,7 +1000,7 @@ def sample_train(folder: Path, n: int, seed: int) -> tuple[list[str], list[str]]
         else np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False))
     )
     sources, targets, start = [], [], 0
-    for chunk in _iter_train(folder, CHUNK_LINES, ["src", "tgt"]):
+    for chunk in _iter_train(folder, chunk_lines, ["src", "tgt"]):
         low, high = np.searchsorted(chosen, [start, start + len(chunk)])
         rows = chosen[low:high] - start
         sources += chunk["src"].to_numpy(dtype=object)[rows].tolist()

@@ -4,7 +4,8 @@ The BLEU tokenizer follows the target language: ``zh`` for Chinese (``13a`` woul
 Chinese characters as one word), ``13a`` otherwise; TER gets sacreBLEU's Asian-script support for
 Chinese targets. ``lowercase=True`` scores case-insensitively (sets whose references are
 lower-cased, such as TVsub's dev set): BLEU and chrF then show ``case:lc`` in their signatures;
-sacreBLEU's TER is case-insensitive already. Scores are reported with their signatures. :func:`compare` ranks several runs'
+sacreBLEU's TER is case-insensitive already.
+Scores are reported with their signatures. :func:`compare` ranks several runs'
 test translations with sacreBLEU's paired bootstrap test.
 """
 

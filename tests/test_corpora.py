@@ -3,6 +3,7 @@ import http.server
 import io
 import threading
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +106,62 @@ def test_a_missing_corpus_names_every_place_looked_at(monkeypatch, tmp_path):
     message = str(error.value)
     assert str(tmp_path / "offline" / "tatoeba-cmn-eng" / "cmn.txt") in message
     assert str(tmp_path / "home" / "corpora" / "tatoeba-cmn-eng" / "cmn.txt") in message
+
+
+def parallel_entry(monkeypatch, **extra) -> None:
+    entry = {"format": "parallel", "files": {"zh": "train.zh", "en": "train.en"}, **extra}
+    monkeypatch.setattr(corpora, "manifest", lambda: {"tv": {"url": None, **entry}})
+
+
+def test_a_parallel_corpus_is_found_file_by_file(monkeypatch, tmp_path):
+    parallel_entry(monkeypatch)
+    (tmp_path / "offline" / "tv").mkdir(parents=True)
+    for name in ("train.zh", "train.en"):
+        (tmp_path / "offline" / "tv" / name).write_text("x\n", encoding="utf-8")
+    monkeypatch.setenv("S2S_CORPUS_DIR", str(tmp_path / "offline"))
+    src, tgt = corpora.locate_parallel("tv", "en", "zh")
+    assert (src.name, tgt.name) == ("train.en", "train.zh")
+    with pytest.raises(corpora.CorpusNotFound, match=r"no 'fr' file .*has: zh, en"):
+        corpora.locate_parallel("tv", "fr", "zh")
+
+
+def test_a_corpus_without_url_is_never_downloaded_and_says_where_to_put_it(monkeypatch, tmp_path):
+    parallel_entry(monkeypatch, licence="CC BY-NC-ND 4.0")
+    monkeypatch.setenv("S2S_CORPUS_DIR", str(tmp_path / "offline"))
+    monkeypatch.setattr(corpora, "fetch", lambda *a: pytest.fail("tried to download"))
+    with pytest.raises(corpora.CorpusNotFound) as error:
+        corpora.locate_parallel("tv", "zh", "en")
+    message = str(error.value)
+    assert "cannot be downloaded: CC BY-NC-ND 4.0" in message
+    assert str(tmp_path / "offline" / "tv" / "train.zh") in message
+    assert "$S2S_CORPUS_DIR/tv/train.zh" in message
+
+
+def test_relative_files_are_looked_for_here_then_in_the_corpus_dir_then_the_cache(
+    monkeypatch, tmp_path, cache
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("S2S_CORPUS_DIR", str(tmp_path / "offline"))
+    assert corpora.file_candidates("tv/dev.zh") == [
+        Path("tv/dev.zh"),
+        tmp_path / "offline" / "tv" / "dev.zh",
+        cache / "tv" / "dev.zh",
+    ]
+    assert corpora.resolve_file("tv/dev.zh") == Path("tv/dev.zh")  # nowhere: as given
+    (cache / "tv").mkdir(parents=True)
+    (cache / "tv" / "dev.zh").write_text("x\n", encoding="utf-8")
+    assert corpora.resolve_file("tv/dev.zh") == cache / "tv" / "dev.zh"
+    (tmp_path / "offline" / "tv").mkdir(parents=True)
+    (tmp_path / "offline" / "tv" / "dev.zh").write_text("x\n", encoding="utf-8")
+    assert corpora.resolve_file("tv/dev.zh") == tmp_path / "offline" / "tv" / "dev.zh"
+    (tmp_path / "tv").mkdir()
+    (tmp_path / "tv" / "dev.zh").write_text("x\n", encoding="utf-8")
+    assert corpora.resolve_file("tv/dev.zh") == Path("tv/dev.zh")
+    assert corpora.file_candidates(tmp_path / "a.zh") == [tmp_path / "a.zh"]
+
+
+def test_the_manifest_names_tvsub_with_its_licence_and_no_download():
+    entry = corpora.corpus_entry("tvsub")
+    assert entry["format"] == "parallel" and entry["url"] is None
+    assert entry["files"] == {"zh": "train.zh", "en": "train.en"}
+    assert "CC BY-NC-ND 4.0" in entry["licence"]

@@ -1,5 +1,6 @@
 import random
 
+import pytest
 from sacrebleu.metrics import BLEU
 
 from s2s.evaluate import bleu_tokenizer, compare, reference_streams, score
@@ -22,7 +23,7 @@ def test_multi_reference_scoring_matches_sacrebleu_with_a_variable_number_of_ref
     streams = reference_streams(refs)
     assert streams[2] == [None, None, "He is gone."]
     expected = BLEU(tokenize="13a").corpus_score(hyps, streams)
-    assert result.bleu == round(expected.score, 2)
+    assert result.bleu == expected.score
     assert "nrefs:var" in result.bleu_signature and "tok:13a" in result.bleu_signature
     assert score(hyps, [[r[0]] for r in refs], "en").bleu < result.bleu
 
@@ -30,7 +31,7 @@ def test_multi_reference_scoring_matches_sacrebleu_with_a_variable_number_of_ref
 def test_chinese_targets_use_the_zh_tokenizer():
     result = score(["我们走吧。"], [["我们走吧。"]], "zh")
     assert "tok:zh" in result.bleu_signature
-    assert result.bleu == 100.0
+    assert result.bleu == pytest.approx(100.0)
 
 
 def test_ter_is_reported_with_its_signature():
@@ -65,3 +66,29 @@ def test_scores_keep_full_precision_and_reports_round_them():
     assert scores.bleu == raw and round(raw, 2) != raw
     assert scores.as_dict()["bleu"] == round(raw, 2)
     assert f"BLEU = {raw:.2f}" in scores.summary()
+
+
+def test_lowercase_scoring_says_case_lc_and_matches_sacrebleu():
+    """TVsub's dev references are lower-cased: scored with lowercase=True, a hypothesis in
+    mixed case is not penalised for its capitals."""
+    from sacrebleu.metrics import CHRF, TER
+
+    hyps = ["Okay, this is it.", "You sure you wanna do this?", "Hello, Mrs. Ross."]
+    refs = [["okay, this is it."], ["you sure you want to do this?"], ["hello, Mrs. Ross."]]
+    streams = reference_streams(refs)
+    lower = score(hyps, refs, "en", lowercase=True)
+    mixed = score(hyps, refs, "en")
+    assert "case:lc" in lower.bleu_signature and "case:lc" in lower.chrf_signature
+    assert "case:mixed" in mixed.bleu_signature and "case:mixed" in mixed.chrf_signature
+    assert lower.bleu == BLEU(lowercase=True).corpus_score(hyps, streams).score
+    assert mixed.bleu == BLEU().corpus_score(hyps, streams).score
+    assert lower.chrf == CHRF(lowercase=True).corpus_score(hyps, streams).score
+    assert mixed.chrf == CHRF().corpus_score(hyps, streams).score
+    # the same as sacreBLEU's case-sensitive scores of lower-cased text
+    lowered = [h.lower() for h in hyps], [[r.lower() for r in s] for s in streams]
+    assert lower.bleu == BLEU().corpus_score(*lowered).score
+    assert lower.bleu > mixed.bleu
+    # sacreBLEU's TER ignores case either way
+    assert lower.ter == mixed.ter == TER().corpus_score(hyps, streams).score
+    table = compare([("a", hyps), ("b", hyps)], refs, "en", samples=10, lowercase=True)
+    assert table["BLEU"][0] == round(lower.bleu, 2)
