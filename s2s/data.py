@@ -687,6 +687,27 @@ def prepare_run_data(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     (folder / SUMMARY).unlink(missing_ok=True)
+    try:
+        return _prepare(config, folder, work, corpus, own, specs, carve, log, chunk_lines)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)  # a copy of the corpus may be in there
+        raise
+
+
+def _prepare(
+    config: dict,
+    folder: Path,
+    work: Path,
+    corpus: Path | None,
+    own: dict[str, EvalSet],
+    specs: dict[str, EvalSpec],
+    carve: dict[str, int],
+    log,
+    chunk_lines: int,
+) -> dict:
+    """:func:`prepare_run_data` once the own sets are read: clean, carve, write, commit."""
+    data = config["data"]
+    own_tests = [name for name in own if name != "dev"]
     report, cleaned, hashes = _clean_to_file(config, corpus, work, bool(carve), chunk_lines)
     log(report.summary())
     carved, lines = {}, {}

@@ -571,3 +571,10 @@ def test_the_tvsub_recipe_reads_its_corpus_and_dev_set_from_the_corpus_dir(tmp_p
     assert summary["train"]["pairs"] == 1201 - 10 and summary["test_set"] == "test"
     dev = load_eval_sets(tmp_path / "data")["dev"]
     assert dev.sources[0] == "好 就是它了" and dev.references[0] == ["okay, this is it."]
+
+
+def test_a_failed_data_stage_leaves_no_partial_files(tmp_path):
+    config = parallel_config(tmp_path, numbered_pairs(30), "data.dev_sources=20")
+    with pytest.raises(CorpusError, match="only 30 distinct sources; cannot hold out 1000 \\+ 20"):
+        prepare_run_data(config, tmp_path / "data", log=quiet)
+    assert list((tmp_path / "data").iterdir()) == []
