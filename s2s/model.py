@@ -187,8 +187,13 @@ class Decoder(keras.layers.Layer):
         steps = tf.scan(body, tf.transpose(x, [1, 0, 2]), initializer=states)
         return tf.transpose(steps[-1][0], [1, 0, 2])  # every step's (dropped-out) h~
 
-    def _step(self, x, states, memory, keys, mask, training=False):
-        """One step on an embedded input ``x [B,E]``: ``(h~ [B,A], new states, weights [B,S])``."""
+    def _step(self, x, states, memory, keys, mask, training=False, beam: int = 1):
+        """One step on an embedded input ``x [N,E]``: ``(h~ [N,A], new states, weights [N,S])``.
+
+        ``N = B * beam``: with ``beam > 1`` the rows are ``beam`` hypotheses per sentence, and
+        ``memory``/``keys``/``mask`` are per sentence (``[B, S, ..]``, not tiled), so attention
+        reads each sentence's memory once for all its hypotheses.
+        """
         layers = states[: len(self.rnns)]
         if self.input_feeding:
             x = ops.concatenate([x, states[-1][0]], axis=-1)
@@ -199,17 +204,21 @@ class Decoder(keras.layers.Layer):
             out, layer_states = rnn.cell(x, layers[i], training=False)
             new_states.append(list(layer_states))
             x = out + x if i > 0 else out
-        context, weights = self.attention(x[:, None, :], keys, memory, mask)
-        attentional = self.combine(ops.concatenate([context[:, 0, :], x], axis=-1))
+        queries = ops.reshape(x, (-1, beam, ops.shape(x)[-1]))  # [B, beam, U]
+        context, weights = self.attention(queries, keys, memory, mask)
+        context = ops.reshape(context, (-1, ops.shape(context)[-1]))
+        weights = ops.reshape(weights, (-1, ops.shape(weights)[-1]))
+        attentional = self.combine(ops.concatenate([context, x], axis=-1))
         attentional = self.dropout(attentional, training=training)
         if self.input_feeding:
             new_states.append([attentional])
-        return attentional, new_states, weights[:, 0, :]
+        return attentional, new_states, weights
 
-    def step(self, tokens, states, memory, keys, mask):
-        """One search step: ``tokens [B]`` -> logits ``[B, V]``, new states, weights ``[B, S]``."""
+    def step(self, tokens, states, memory, keys, mask, beam: int = 1):
+        """One search step: ``tokens [B*beam]`` -> logits ``[B*beam, V]``, new states, weights
+        ``[B*beam, S]``; ``memory``, ``keys`` and ``mask`` hold ``B`` sentences (see _step)."""
         attentional, new_states, weights = self._step(
-            self.embedding(tokens), states, memory, keys, mask
+            self.embedding(tokens), states, memory, keys, mask, beam=beam
         )
         return self.logits(attentional), new_states, weights
 
@@ -346,8 +355,9 @@ class Seq2Seq(keras.Model):
         keys = self.decoder.attention.keys(memory)
         return memory, keys, mask, self.decoder.initial_state(self.bridge(final))
 
-    def decode_step(self, tokens, states, memory, keys, mask):
-        return self.decoder.step(tokens, states, memory, keys, mask)
+    def decode_step(self, tokens, states, memory, keys, mask, beam: int = 1):
+        """``tokens [B*beam]`` of ``beam`` hypotheses per sentence of ``memory [B, S, D]``."""
+        return self.decoder.step(tokens, states, memory, keys, mask, beam=beam)
 
     def call(self, inputs, training=False):
         src, tgt_in = inputs

@@ -1,18 +1,37 @@
-"""Greedy and beam search as TensorFlow graph code (``tf.while_loop``, no Python loop over time).
+"""Greedy, sampling and beam search as TensorFlow graph code (``tf.while_loop``, no Python loop
+over time), in one loop with pluggable strategies, as OpenNMT-tf structures decoding.
 
-Both take a ``step`` model (``encode`` + ``decode_step``, see :class:`s2s.model.Seq2Seq`) and a
-padded source batch ``[B, S]``, and return token ids ending in ``</s>`` (then padding) and
-length-normalised scores.
+:func:`decode` runs the loop: encode once, then per step ``model.decode_step``, a log-softmax,
+and the strategy's ``step``, which grows each sentence's hypotheses and says which sentences are
+done. The loop keeps only what is alive:
 
-Conventions shared by both, so that beam size 1 reproduces greedy exactly:
+- *history as parent pointers*: a step writes each alive hypothesis' new token and the index of
+  the hypothesis it extends (``[B, K]`` each) into TensorArrays; :func:`backtrack` follows the
+  pointers once at the end. No step rewrites a whole ``[B, K, T]`` history (O(T) per sentence,
+  not O(T^2)); attention is written (``[B, K, S]`` a step) only when asked for.
+- *compaction*: a sentence that is done leaves the batch. Its rows of the decoder state, memory
+  and keys are dropped, so later steps spend no matmuls on it.
+- *untiled memory*: the encoder memory and keys stay ``[A, S, D]`` (one copy per sentence, not
+  per hypothesis): the decoder groups its ``A*K`` queries by sentence for attention.
+
+Strategies: :class:`BeamSearch` (``K`` hypotheses, alive and finished kept apart) and
+:class:`SinglePath` (one hypothesis a sentence, its tokens chosen by a :class:`Sampler`:
+greedy with :class:`BestSampler`, sampling with :class:`RandomSampler`).
+
+Conventions shared by all, so that beam size 1 reproduces greedy exactly:
 - a hypothesis' length ``n`` counts its tokens including ``</s>``; its score is
   ``log P(y) / lp(n)`` with the GNMT penalty ``lp(n) = ((5 + n) / 6) ** alpha``;
 - sentence ``i`` may produce at most ``floor(a * src_len_i + b)`` tokens before ``</s>``; at that
   point ``</s>`` is forced. The limit depends on the sentence alone, so a sentence translates the
   same alone or inside any batch.
+
+Shapes: ``B`` sentences in the batch, ``A`` of them still active, ``K`` hypotheses a sentence,
+``S`` source positions, ``V`` target vocabulary, ``T`` steps run.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import tensorflow as tf
 
@@ -37,33 +56,366 @@ def max_output_lengths(src, max_len_a: float, max_len_b: int):
     return per_sentence, tf.maximum(steps, tf.reduce_max(per_sentence) + 1)
 
 
-def _log_probs(logits, step, limit):
-    """Log-softmax, with every token but ``</s>`` ruled out where a hypothesis hit its limit."""
-    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
-    vocab = tf.shape(log_probs)[-1]
-    not_eos = tf.not_equal(tf.range(vocab), EOS_ID)[None, :]
-    forced = tf.logical_and((step >= limit)[:, None], not_eos)
-    return tf.where(forced, NEG_INF, log_probs)
+# -- the state ---------------------------------------------------------------------------------
 
 
-def greedy_search(
-    model,
-    src,
-    alpha: float = 0.0,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
-    return_attention: bool = False,
-):
-    """Pick the most likely token at each step.
+class Finished(NamedTuple):
+    """A sentence's finished hypotheses, best first, each ``[.., K]``: its score, the step of
+    its ``</s>`` (-1: slot empty) and the alive hypothesis that ``</s>`` extended."""
 
-    Returns ``(ids [B, T], scores [B])``, plus attention weights ``[B, T, S]`` when asked.
-    """
+    score: tf.Tensor
+    end: tf.Tensor
+    parent: tf.Tensor
 
-    def most_likely(log_probs, t):
-        best_log_prob, best = tf.math.top_k(log_probs, k=1)  # top_k: ties go to the lower id
+    @classmethod
+    def empty(cls, rows, k: int) -> Finished:
+        return cls(
+            tf.fill([rows, k], NEG_INF), tf.fill([rows, k], -1), tf.zeros([rows, k], tf.int32)
+        )
+
+
+class Step(NamedTuple):
+    """What a strategy's step returns for the ``A`` active sentences."""
+
+    tokens: tf.Tensor  # [A, K] the alive hypotheses' new tokens
+    parents: tf.Tensor  # [A, K] which alive hypothesis of the previous step each one extends
+    alive_log_prob: tf.Tensor  # [A, K]
+    finished: Finished  # [A, K] each
+    done: tf.Tensor  # [A] bool
+
+
+class Active(NamedTuple):
+    """Everything held per active sentence; compaction gathers every field alike."""
+
+    index: tf.Tensor  # [A] the sentence's row in the batch
+    tokens: tf.Tensor  # [A*K] the alive hypotheses' last tokens
+    states: object  # decoder states, [A*K, ...] each
+    memory: tf.Tensor  # [A, S, D]
+    keys: tf.Tensor  # [A, S, Dk]
+    mask: tf.Tensor  # [A, S]
+    limit: tf.Tensor  # [A] tokens allowed before </s>
+    alive_log_prob: tf.Tensor  # [A, K]
+    finished: Finished  # [A, K] each
+
+
+# -- strategies --------------------------------------------------------------------------------
+
+
+class BestSampler:
+    """The most likely token (ties: the lower id)."""
+
+    def __call__(self, log_probs, t):
+        best_log_prob, best = tf.math.top_k(log_probs, k=1)
         return best[:, 0], best_log_prob[:, 0]
 
-    return _one_path_search(model, src, most_likely, alpha, max_len_a, max_len_b, return_attention)
+
+class RandomSampler:
+    """A token drawn from the distribution sharpened or flattened by ``temperature`` and kept
+    to the ``top_k`` most likely tokens (0: all). Stateless: seeded by ``(seed, step)``."""
+
+    def __init__(self, temperature: float = 1.0, top_k: int = 0, seed: int = 0):
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, not {temperature}")
+        self.temperature, self.top_k, self.seed = temperature, top_k, seed
+
+    def __call__(self, log_probs, t):
+        logits = log_probs / self.temperature
+        if self.top_k:
+            kth = tf.math.top_k(logits, k=self.top_k).values[:, -1:]
+            logits = tf.where(logits < kth, NEG_INF, logits)
+        token = tf.random.stateless_categorical(logits, 1, seed=[self.seed, t], dtype=tf.int32)
+        return token[:, 0], tf.gather(log_probs, token[:, 0], batch_dims=1)
+
+
+class SinglePath:
+    """One hypothesis a sentence, extended by ``sampler``; done at its ``</s>``."""
+
+    width = 1
+
+    def __init__(self, sampler, alpha: float = 0.0):
+        self.sampler, self.alpha = sampler, alpha
+
+    def step(self, t, log_probs, alive_log_prob, finished: Finished, forced, limit) -> Step:
+        token, token_log_prob = self.sampler(log_probs, t)
+        token = tf.where(forced, EOS_ID, token)
+        token_log_prob = tf.where(forced, log_probs[:, EOS_ID], token_log_prob)
+        log_prob = alive_log_prob[:, 0] + token_log_prob
+        done = tf.equal(token, EOS_ID)
+        score = log_prob / length_penalty(t + 1, self.alpha)
+        finished = Finished(
+            tf.where(done, score, finished.score[:, 0])[:, None],
+            tf.where(done, t, finished.end[:, 0])[:, None],
+            finished.parent,
+        )
+        zeros = tf.zeros_like(token)[:, None]
+        return Step(token[:, None], zeros, log_prob[:, None], finished, done)
+
+
+class BeamSearch:
+    """``K`` hypotheses a sentence, alive and finished kept apart.
+
+    Each step expands the ``K`` alive hypotheses of a sentence into its ``2K`` best candidates
+    (each hypothesis' best ``2K`` tokens first, then the best ``2K`` of those ``K * 2K``: the
+    same set as the best of all ``K * V``). A candidate ending in ``</s>`` among the best ``K``
+    moves to the finished set with its length-normalised score and never grows again; the best
+    ``K`` other candidates stay alive. A sentence is done when it has ``K`` finished hypotheses
+    and none of its alive ones can beat the worst of them:
+
+    - ``stopping="exact"``: no alive hypothesis could, at any length up to the limit. Its
+      log-probability only falls as it grows, and the length penalty only grows, so its best
+      possible score is ``log P / lp(limit + 1)``. (With ``alpha = 0`` this is ``log P``.)
+    - ``stopping="early"``: the best alive hypothesis, ended at its current length, would not
+      (the common heuristic, Hugging Face's default). It stops sooner and makes beam size 1
+      return greedy's result for every ``alpha``; ``exact`` does so for ``alpha = 0``, and
+      otherwise may find a longer hypothesis that greedy missed.
+    """
+
+    def __init__(self, beam_size: int, alpha: float = 0.6, stopping: str = "exact"):
+        if stopping not in STOPPING:
+            raise ValueError(f"stopping must be one of {STOPPING}, not {stopping!r}")
+        if beam_size < 1:
+            raise ValueError(f"beam_size must be at least 1, not {beam_size}")
+        self.width, self.alpha, self.stopping = beam_size, alpha, stopping
+
+    def step(self, t, log_probs, alive_log_prob, finished: Finished, forced, limit) -> Step:
+        k = self.width
+        rows = tf.shape(alive_log_prob)[0]
+        # Each hypothesis' best min(2K, V) tokens; a hypothesis at its limit may only end.
+        row_log_prob, row_token = tf.math.top_k(
+            log_probs, k=tf.minimum(2 * k, tf.shape(log_probs)[-1])
+        )
+        per_row = tf.shape(row_token)[-1]
+        forced = tf.repeat(forced, k)[:, None]
+        only_eos = tf.range(per_row)[None, :] == 0
+        row_token = tf.where(forced, tf.where(only_eos, EOS_ID, PAD_ID), row_token)
+        eos_log_prob = tf.where(only_eos, log_probs[:, EOS_ID : EOS_ID + 1], NEG_INF)
+        row_log_prob = tf.where(forced, eos_log_prob, row_log_prob)
+        candidates = alive_log_prob[:, :, None] + tf.reshape(row_log_prob, [rows, k, per_row])
+        top_log_prob, top_index = tf.math.top_k(tf.reshape(candidates, [rows, -1]), k=2 * k)
+        top_beam = top_index // per_row
+        top_token = tf.gather(tf.reshape(row_token, [rows, -1]), top_index, batch_dims=1)
+        is_eos = tf.equal(top_token, EOS_ID)
+
+        # Finished: </s> candidates among the best K, scored with the length penalty.
+        may_finish = tf.logical_and(is_eos, tf.range(2 * k)[None, :] < k)
+        new_score = tf.where(may_finish, top_log_prob / length_penalty(t + 1, self.alpha), NEG_INF)
+        merged_score, merged = tf.math.top_k(tf.concat([finished.score, new_score], 1), k=k)
+        pick = lambda old, new: tf.gather(tf.concat([old, new], 1), merged, batch_dims=1)  # noqa: E731
+        finished = Finished(
+            merged_score,
+            pick(finished.end, tf.fill(tf.shape(top_beam), t)),
+            pick(finished.parent, top_beam),
+        )
+
+        # Alive: the best K candidates that did not end.
+        alive_log_prob, alive = tf.math.top_k(tf.where(is_eos, NEG_INF, top_log_prob), k=k)
+        tokens = tf.gather(top_token, alive, batch_dims=1)
+        parents = tf.gather(top_beam, alive, batch_dims=1)
+
+        # Done: K finished, and the best alive hypothesis cannot beat the worst of them.
+        if self.stopping == "exact":
+            penalty = length_penalty(limit + 1, self.alpha)  # [A]: </s> included
+        else:
+            penalty = length_penalty(t + 1, self.alpha)
+        worst = finished.score[:, k - 1]
+        done = tf.logical_and(worst > _FINISHED_THRESHOLD, alive_log_prob[:, 0] / penalty <= worst)
+        return Step(tokens, parents, alive_log_prob, finished, done)
+
+
+# -- the loop ----------------------------------------------------------------------------------
+
+
+def decode(model, src, strategy, max_len_a: float = 1.5, max_len_b: int = 10, attention=False):
+    """Search ``src [B, S]`` with ``strategy``; see the module docstring.
+
+    ``model``: ``encode(src) -> (memory, keys, mask, states)`` and ``decode_step(tokens [A*K],
+    states, memory [A, S, D], keys, mask, beam=K) -> (logits [A*K, V], states, weights
+    [A*K, S])``. Returns ``(ids [B, K, T], scores [B, K])``, best first, ids ending in ``</s>``
+    then padding, plus each hypothesis' attention weights ``[B, K, T, S]`` when asked.
+    """
+    k = strategy.width
+    batch, src_len = tf.shape(src)[0], tf.shape(src)[1]
+    memory, keys, mask, states = model.encode(src)
+    limit, steps = max_output_lengths(src, max_len_a, max_len_b)
+    first_only = tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], axis=0)  # one start, not K copies
+    active = Active(
+        index=tf.range(batch),
+        tokens=tf.fill([batch * k], BOS_ID),
+        states=tf.nest.map_structure(lambda s: tf.repeat(s, k, axis=0), states),
+        memory=memory,
+        keys=keys,
+        mask=mask,
+        limit=limit,
+        alive_log_prob=tf.tile(first_only[None, :], [batch, 1]),
+        finished=Finished.empty(batch, k),
+    )
+    history = History.start(attention)
+
+    def body(t, active: Active, finished: Finished, history: History):
+        logits, states, weights = model.decode_step(
+            active.tokens, active.states, active.memory, active.keys, active.mask, beam=k
+        )
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+        forced = t >= active.limit
+        step = strategy.step(
+            t, log_probs, active.alive_log_prob, active.finished, forced, active.limit
+        )
+        history = history.write(t, active.index, batch, k, step, weights)
+        if k > 1:  # each alive hypothesis continues from its parent's state
+            rows = tf.reshape(step.parents + tf.range(tf.shape(step.parents)[0])[:, None] * k, [-1])
+            states = tf.nest.map_structure(lambda s: tf.gather(s, rows), states)
+        active = active._replace(
+            tokens=tf.reshape(step.tokens, [-1]),
+            states=states,
+            alive_log_prob=step.alive_log_prob,
+            finished=step.finished,
+        )
+        active, finished = tf.cond(
+            tf.reduce_any(step.done),
+            lambda: retire(active, finished, step.done, k),
+            lambda: (active, finished),
+        )
+        return t + 1, active, finished, history
+
+    def cond(t, active, *_):
+        return tf.logical_and(t < steps, tf.size(active.index) > 0)
+
+    t, active, finished, history = tf.while_loop(
+        cond,
+        body,
+        (tf.constant(0), active, Finished.empty(batch, k), history),
+        shape_invariants=(
+            tf.TensorShape([]),
+            _invariants(active),
+            tf.nest.map_structure(lambda x: x.shape, Finished.empty(batch, k)),
+            history.shape_invariants(),
+        ),
+    )
+    # Sentences still active when the loop bound ended it keep what they finished.
+    finished = _scatter_rows(finished, active.index, active.finished)
+    return history.backtrack(finished, t, src_len)
+
+
+def _invariants(active: Active):
+    """Shape invariants of the active set: the number of rows may shrink."""
+
+    def loose(x):
+        return tf.TensorShape([None]).concatenate(x.shape[1:])
+
+    return tf.nest.map_structure(loose, active)
+
+
+def _scatter_rows(full: Finished, index, rows: Finished) -> Finished:
+    return tf.nest.map_structure(
+        lambda f, r: tf.tensor_scatter_nd_update(f, index[:, None], r), full, rows
+    )
+
+
+def retire(active: Active, finished: Finished, done, k: int) -> tuple[Active, Finished]:
+    """Move the finished sets of the ``done`` sentences to the batch's, and drop their rows."""
+    finished = _scatter_rows(
+        finished,
+        tf.boolean_mask(active.index, done),
+        tf.nest.map_structure(lambda x: tf.boolean_mask(x, done), active.finished),
+    )
+    keep = tf.where(tf.logical_not(done))[:, 0]
+    beams = tf.reshape(keep[:, None] * k + tf.range(k, dtype=keep.dtype)[None, :], [-1])
+    per_sentence = lambda x: tf.gather(x, keep)  # noqa: E731
+    per_beam = lambda x: tf.gather(x, beams)  # noqa: E731
+    return (
+        Active(
+            index=per_sentence(active.index),
+            tokens=per_beam(active.tokens),
+            states=tf.nest.map_structure(per_beam, active.states),
+            memory=per_sentence(active.memory),
+            keys=per_sentence(active.keys),
+            mask=per_sentence(active.mask),
+            limit=per_sentence(active.limit),
+            alive_log_prob=per_sentence(active.alive_log_prob),
+            finished=tf.nest.map_structure(per_sentence, active.finished),
+        ),
+        finished,
+    )
+
+
+class History(NamedTuple):
+    """Per step, for the whole batch: the alive hypotheses' tokens and parents ``[B, K]`` and,
+    when asked, the attention weights of the hypotheses they extended ``[B, K, S]``."""
+
+    tokens: tf.TensorArray
+    parents: tf.TensorArray
+    attention: tf.TensorArray | tuple
+
+    @classmethod
+    def start(cls, attention: bool) -> History:
+        array = lambda dtype, shape: tf.TensorArray(  # noqa: E731
+            dtype, size=0, dynamic_size=True, element_shape=shape
+        )
+        return cls(
+            array(tf.int32, [None, None]),
+            array(tf.int32, [None, None]),
+            array(tf.float32, [None, None, None]) if attention else (),
+        )
+
+    def shape_invariants(self):
+        return tf.nest.map_structure(lambda _: tf.TensorShape(None), self)
+
+    def write(self, t, index, batch, k: int, step: Step, weights) -> History:
+        rows = index[:, None]
+        put = lambda x: tf.scatter_nd(rows, x, tf.concat([[batch], tf.shape(x)[1:]], 0))  # noqa: E731
+        attention = self.attention
+        if not isinstance(attention, tuple):
+            weights = tf.reshape(tf.cast(weights, tf.float32), [tf.shape(index)[0], k, -1])
+            attention = attention.write(t, put(weights))
+        return History(
+            self.tokens.write(t, put(step.tokens)),
+            self.parents.write(t, put(step.parents)),
+            attention,
+        )
+
+    def backtrack(self, finished: Finished, t, src_len):
+        """Follow each finished hypothesis' parent pointers from its ``</s>`` back to the start:
+        ``(ids [B, K, T], scores [B, K][, attention [B, K, T, S]])``."""
+        tokens, parents = self.tokens.stack(), self.parents.stack()  # [T, B, K]
+        with_attention = not isinstance(self.attention, tuple)
+        attention = self.attention.stack() if with_attention else tf.zeros([t, 0, 0, 0])
+
+        def back(carry, at):
+            cursor, _, _ = carry  # [B, K]: which alive hypothesis of step s holds the path
+            s, step_tokens, step_parents, step_attention = at
+            before, ending = s < finished.end, tf.equal(s, finished.end)
+            nxt = tf.where(before, tf.gather(step_parents, cursor, batch_dims=1), cursor)
+            token = tf.where(
+                ending, EOS_ID, tf.where(before, tf.gather(step_tokens, cursor, batch_dims=1), 0)
+            )
+            weights = tf.zeros([0])
+            if with_attention:
+                on_path = tf.logical_or(before, ending)[:, :, None]
+                weights = tf.where(on_path, tf.gather(step_attention, nxt, batch_dims=1), 0.0)
+            return nxt, token, weights
+
+        start = (finished.parent, tf.zeros_like(finished.parent), tf.zeros([0]))
+        if with_attention:
+            start = (*start[:2], tf.zeros(tf.concat([tf.shape(finished.parent), [src_len]], 0)))
+        _, ids, weights = tf.scan(
+            back, (tf.range(t), tokens, parents, attention), start, reverse=True
+        )
+        ids = tf.transpose(ids, [1, 2, 0])
+        if with_attention:
+            return ids, finished.score, tf.transpose(weights, [1, 2, 0, 3])
+        return ids, finished.score
+
+
+# -- the searches the rest of s2s calls --------------------------------------------------------
+
+
+def greedy_search(model, src, alpha=0.0, max_len_a=1.5, max_len_b=10, return_attention=False):
+    """The most likely token at each step: ``(ids [B, T], scores [B])``, plus attention
+    ``[B, T, S]`` when asked."""
+    out = decode(
+        model, src, SinglePath(BestSampler(), alpha), max_len_a, max_len_b, return_attention
+    )
+    return tuple(x[:, 0] for x in out)
 
 
 def sample_search(
@@ -77,74 +429,12 @@ def sample_search(
     max_len_b: int = 10,
     return_attention: bool = False,
 ):
-    """Draw each token from the model's distribution, sharpened or flattened by ``temperature``
-    and restricted to the ``top_k`` most likely tokens (0: all). Seeded and stateless: the same
-    batch and seed give the same samples. Scores are the model's own (untempered) log-probability,
-    length-normalised.
-    """
-
-    def draw(log_probs, t):
-        logits = log_probs / temperature
-        if top_k:
-            kth = tf.math.top_k(logits, k=top_k).values[:, -1:]
-            logits = tf.where(logits < kth, NEG_INF, logits)
-        token = tf.random.stateless_categorical(logits, 1, seed=[seed, t], dtype=tf.int32)[:, 0]
-        return token, tf.gather(log_probs, token, batch_dims=1)
-
-    return _one_path_search(model, src, draw, alpha, max_len_a, max_len_b, return_attention)
-
-
-def _one_path_search(model, src, choose, alpha, max_len_a, max_len_b, return_attention):
-    """One hypothesis per sentence, extended by ``choose(log_probs [B,V], t) -> (ids, log_p)``."""
-    batch = tf.shape(src)[0]
-    memory, keys, mask, states = model.encode(src)
-    limit, steps = max_output_lengths(src, max_len_a, max_len_b)
-
-    def body(t, tokens, states, finished, log_prob, length, out, attention):  # attention: () or TA
-        logits, states, weights = model.decode_step(tokens, states, memory, keys, mask)
-        token, token_log_prob = choose(_log_probs(logits, t, limit), t)
-        token = tf.where(finished, PAD_ID, token)
-        log_prob += tf.where(finished, 0.0, token_log_prob)
-        length += tf.cast(tf.logical_not(finished), tf.int32)
-        finished = tf.logical_or(finished, tf.equal(token, EOS_ID))
-        if return_attention:
-            attention = attention.write(t, weights)
-        return t + 1, token, states, finished, log_prob, length, out.write(t, token), attention
-
-    def cond(t, tokens, states, finished, *_):
-        return tf.logical_and(t < steps, tf.logical_not(tf.reduce_all(finished)))
-
-    init = (
-        tf.constant(0),
-        tf.fill([batch], BOS_ID),
-        states,
-        tf.zeros([batch], tf.bool),
-        tf.zeros([batch]),
-        tf.zeros([batch], tf.int32),
-        tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
-        tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None])
-        if return_attention
-        else (),
-    )
-    *_, log_prob, length, out, attention = tf.while_loop(cond, body, init)
-    ids = tf.transpose(out.stack(), [1, 0])
-    scores = log_prob / length_penalty(length, alpha)
-    if return_attention:
-        return ids, scores, tf.transpose(attention.stack(), [1, 0, 2])
-    return ids, scores
-
-
-def _gather_beams(tensor, indices):
-    """``tensor [B, K, ...]``, ``indices [B, K']`` -> ``[B, K', ...]``."""
-    return tf.gather(tensor, indices, batch_dims=1)
-
-
-def _flat(tensor, batch, beam):
-    return tf.reshape(tensor, tf.concat([[batch * beam], tf.shape(tensor)[2:]], axis=0))
-
-
-def _split(tensor, batch, beam):
-    return tf.reshape(tensor, tf.concat([[batch, beam], tf.shape(tensor)[1:]], axis=0))
+    """Draw each token from the model's distribution (:class:`RandomSampler`). The same batch
+    and seed give the same samples. Scores are the model's own (untempered) log-probability,
+    length-normalised. Returns as :func:`greedy_search`."""
+    strategy = SinglePath(RandomSampler(temperature, top_k, seed), alpha)
+    out = decode(model, src, strategy, max_len_a, max_len_b, return_attention)
+    return tuple(x[:, 0] for x in out)
 
 
 def beam_search(
@@ -157,122 +447,7 @@ def beam_search(
     return_attention: bool = False,
     stopping: str = "exact",
 ):
-    """Batched beam search with alive and finished hypotheses kept apart.
-
-    Each step expands the ``K`` alive hypotheses of a sentence into ``2K`` best candidates.
-    A candidate ending in ``</s>`` among the best ``K`` moves to the finished set with its
-    length-normalised score and never grows again; the best ``K`` other candidates stay alive.
-    Every hypothesis is forced to end at the sentence's length limit. A sentence is done when it
-    has ``K`` finished hypotheses and none of its alive ones can beat the worst of them:
-
-    - ``stopping="exact"``: no alive hypothesis could, at any length up to the limit. Its
-      log-probability only falls as it grows, and the length penalty only grows, so its best
-      possible score is ``log P / lp(limit + 1)``. (With ``alpha = 0`` this is ``log P``.)
-    - ``stopping="early"``: the best alive hypothesis, ended at its current length, would not
-      (the common heuristic, Hugging Face's default). It stops sooner and makes beam size 1
-      return greedy's result for every ``alpha``; ``exact`` does so for ``alpha = 0``, and
-      otherwise may find a longer hypothesis that greedy missed.
-
-    The loop ends when every sentence is done. Finished sets of done sentences are frozen, so
-    batch neighbours cannot change a sentence's result.
-
-    Returns ``(ids [B, K, T], scores [B, K])``, best first, plus the attention weights of each
-    returned hypothesis ``[B, K, T, S]`` when asked.
-    """
-    k = beam_size
-    batch = tf.shape(src)[0]
-    memory, keys, mask, states = model.encode(src)
-    if stopping not in STOPPING:
-        raise ValueError(f"stopping must be one of {STOPPING}, not {stopping!r}")
-    limit, steps = max_output_lengths(src, max_len_a, max_len_b)
-    longest_penalty = length_penalty(limit + 1, alpha)  # [B]: </s> included
-    tile = lambda x: tf.repeat(x, k, axis=0)  # noqa: E731  [B, ...] -> [B*K, ...]
-    memory, keys, mask, limit = tile(memory), tile(keys), tile(mask), tile(limit)
-    states = tf.nest.map_structure(tile, states)
-
-    first_beam_only = tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], axis=0)
-    alive_log_prob = tf.tile(first_beam_only[None, :], [batch, 1])
-    finished_score = tf.fill([batch, k], NEG_INF)
-    rank_may_finish = tf.range(2 * k) < k
-    # What each hypothesis carries, one entry per step: its tokens, and its attention weights
-    # only when asked for. Alive and finished sets share one layout [B, K, steps, ...].
-    history = {"seq": tf.zeros([batch, k, steps], tf.int32)}
-    if return_attention:
-        history["attention"] = tf.zeros([batch, k, steps, tf.shape(src)[1]])
-    gather = lambda nest, index: tf.nest.map_structure(  # noqa: E731
-        lambda x: _gather_beams(x, index), nest
-    )
-
-    def write(histories, step_values, t):
-        """Put ``step_values [B, 2K, ...]`` at step ``t`` of ``histories [B, 2K, T, ...]``."""
-
-        def one(history, value):
-            at = tf.one_hot(t, steps, dtype=history.dtype)
-            at = tf.reshape(at, [1, 1, -1] + [1] * (len(value.shape) - 2))
-            return history + at * tf.expand_dims(value, 2)
-
-        return tf.nest.map_structure(one, histories, step_values)
-
-    def body(t, tokens, states, alive, alive_log_prob, finished, finished_score, done):
-        logits, states, weights = model.decode_step(tokens, states, memory, keys, mask)
-        log_probs = _split(_log_probs(logits, t, limit), batch, k)  # [B, K, V]
-        vocab = tf.shape(log_probs)[-1]
-        candidates = tf.reshape(alive_log_prob[:, :, None] + log_probs, [batch, k * vocab])
-        top_log_prob, top_index = tf.math.top_k(candidates, k=2 * k)
-        top_beam, top_token = top_index // vocab, top_index % vocab
-        step = {"seq": top_token}
-        if return_attention:
-            step["attention"] = _gather_beams(_split(weights, batch, k), top_beam)
-        top = write(gather(alive, top_beam), step, t)
-        is_eos = tf.equal(top_token, EOS_ID)
-
-        # Finished: </s> candidates among the best K, scored with the length penalty.
-        may_finish = tf.logical_and(is_eos, rank_may_finish[None, :])
-        new_score = tf.where(may_finish, top_log_prob / length_penalty(t + 1, alpha), NEG_INF)
-        merged_score, merged_index = tf.math.top_k(
-            tf.concat([finished_score, new_score], axis=1), k=k
-        )
-        merged = gather(
-            tf.nest.map_structure(lambda f, c: tf.concat([f, c], axis=1), finished, top),
-            merged_index,
-        )
-        finished_score = tf.where(done[:, None], finished_score, merged_score)
-        finished = tf.nest.map_structure(  # done sentences are frozen
-            lambda old, new: tf.where(
-                tf.reshape(done, [-1] + [1] * (len(new.shape) - 1)), old, new
-            ),
-            finished,
-            merged,
-        )
-
-        # Alive: the best K candidates that did not end.
-        alive_log_prob, alive_index = tf.math.top_k(tf.where(is_eos, NEG_INF, top_log_prob), k=k)
-        alive = gather(top, alive_index)
-        parent = _gather_beams(top_beam, alive_index) + tf.range(batch)[:, None] * k
-        tokens = tf.reshape(_gather_beams(top_token, alive_index), [-1])
-        states = tf.nest.map_structure(lambda s: tf.gather(s, tf.reshape(parent, [-1])), states)
-
-        # Done: K finished, and the best alive hypothesis cannot beat the worst of them.
-        full = finished_score[:, k - 1] > _FINISHED_THRESHOLD
-        penalty = longest_penalty if stopping == "exact" else length_penalty(t + 1, alpha)
-        alive_best = alive_log_prob[:, 0] / penalty
-        done = tf.logical_or(done, tf.logical_and(full, alive_best <= finished_score[:, k - 1]))
-        return t + 1, tokens, states, alive, alive_log_prob, finished, finished_score, done
-
-    def cond(t, *args):
-        return tf.logical_and(t < steps, tf.logical_not(tf.reduce_all(args[-1])))
-
-    init = (
-        tf.constant(0),
-        tf.fill([batch * k], BOS_ID),
-        states,
-        history,
-        alive_log_prob,
-        history,
-        finished_score,
-        tf.zeros([batch], tf.bool),
-    )
-    t, *_, finished, finished_score, _ = tf.while_loop(cond, body, init)
-    if return_attention:
-        return finished["seq"][:, :, :t], finished_score, finished["attention"][:, :, :t]
-    return finished["seq"][:, :, :t], finished_score
+    """Beam search (:class:`BeamSearch`): ``(ids [B, K, T], scores [B, K])``, best first, plus
+    the attention weights of each returned hypothesis ``[B, K, T, S]`` when asked."""
+    strategy = BeamSearch(beam_size, alpha, stopping)
+    return decode(model, src, strategy, max_len_a, max_len_b, return_attention)

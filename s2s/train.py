@@ -152,6 +152,7 @@ def train(
     ``loss``: the training loss (:func:`s2s.loss.sequence_loss`; tests pass others). Returns
     the scores of the test set named ``test`` (or the first one).
     """
+    started = time.perf_counter()
     keras.utils.set_random_seed(config["train"]["seed"])
     if config["train"]["distribute"] == "multi_worker" and distribute.worker_index():
         # Only the chief writes the run folder; the others keep their own copies apart.
@@ -162,7 +163,7 @@ def train(
     sets = prepare_data(config, paths, corpus, log)
     src_tok, tgt_tok = prepare_tokenizers(config, paths)
     if not state["finished"]:
-        fit(config, paths, state, sets["dev"], src_tok, tgt_tok, log, loss)
+        fit(config, paths, state, sets["dev"], src_tok, tgt_tok, log, loss, started)
     _, model, _, _ = load_trained(paths.root)
     results = {
         name: evaluate_set(config, paths, model, src_tok, tgt_tok, eval_set, log)
@@ -172,7 +173,17 @@ def train(
     return results.get("test") or next(iter(results.values()))
 
 
-def fit(config, paths, state, dev: EvalSet, src_tok, tgt_tok, log=print, loss=sequence_loss):
+def fit(
+    config,
+    paths,
+    state,
+    dev: EvalSet,
+    src_tok,
+    tgt_tok,
+    log=print,
+    loss=sequence_loss,
+    started: float | None = None,
+):
     """Train until the step cap, the time budget or patience; save the best (or averaged)
     model as ``model.keras``."""
     train_cfg = config["train"]
@@ -236,6 +247,7 @@ def fit(config, paths, state, dev: EvalSet, src_tok, tgt_tok, log=print, loss=se
         agree=distribute.any_worker(strategy)
         if train_cfg["distribute"] == "multi_worker"
         else None,
+        started=started,
     )
     try:
         run_loop(loop, state, log)

@@ -166,8 +166,10 @@ class TrainLog:
 class Progress:
     """A bar over the run's steps: loss, target tokens/s, and the time left of the budget."""
 
-    def __init__(self, total: int, done: int, budget_s: float):
-        self.budget_s = budget_s
+    def __init__(
+        self, total: int, done: int, budget_s: float, started: float | None = None, say=print
+    ):
+        self.budget_s, self.started, self.say = budget_s, started, say
         self.bar = tqdm(
             total=total,
             initial=done,
@@ -178,6 +180,12 @@ class Progress:
         )
 
     def update(self, loss: float, tok_s: float, elapsed_s: float) -> None:
+        if self.started is not None:  # once: how long the set-up before training took
+            self.say(
+                f"first step {time.perf_counter() - self.started:.0f} s after the run started "
+                f"(data, SentencePiece, shards, loading, tracing)"
+            )
+            self.started = None
         left = max(self.budget_s - elapsed_s, 0.0)
         self.bar.set_postfix(
             loss=f"{loss:.3f}",
@@ -208,6 +216,7 @@ class Loop:
     budget_s: float
     agree: object = None  # multi_worker: agree(flag) -> whether any worker raised it
     agree_every: int = 20
+    started: float | None = None  # time.perf_counter() when the run started (for the log)
 
 
 def run_loop(loop: Loop, state: dict, say=print) -> None:
@@ -216,7 +225,7 @@ def run_loop(loop: Loop, state: dict, say=print) -> None:
     Raises :class:`TrainingDiverged` at a non-finite loss, leaving the last checkpoint as it was.
     """
     loop.model.make_train_function()
-    progress = Progress(loop.max_steps, state["step"], loop.budget_s)
+    progress = Progress(loop.max_steps, state["step"], loop.budget_s, loop.started, say)
     try:
         while state["step"] < loop.max_steps:
             logs, steps, seconds = train_interval(loop, state, progress)

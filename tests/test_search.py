@@ -25,8 +25,8 @@ class MarkovModel:
         memory = tf.zeros([batch, tf.shape(src)[1], 1])
         return memory, memory, mask, [[tf.zeros([batch, 1])]]
 
-    def decode_step(self, tokens, states, memory, keys, mask):
-        weights = tf.zeros(tf.shape(mask), tf.float32)
+    def decode_step(self, tokens, states, memory, keys, mask, beam=1):
+        weights = tf.zeros([tf.shape(tokens)[0], tf.shape(mask)[1]], tf.float32)
         return tf.gather(self.log_table, tokens), states, weights
 
 
@@ -238,9 +238,10 @@ class BigramModels:
         memory = tf.zeros([tf.shape(src)[0], tf.shape(src)[1], 1])
         return memory, memory, mask, [[src[:, 0] - REAL[0]]]
 
-    def decode_step(self, tokens, states, memory, keys, mask):
+    def decode_step(self, tokens, states, memory, keys, mask, beam=1):
         rows = tf.stack([states[0][0], tokens], axis=1)
-        return tf.gather_nd(self.tables, rows), states, tf.zeros(tf.shape(mask), tf.float32)
+        weights = tf.zeros([tf.shape(tokens)[0], tf.shape(mask)[1]], tf.float32)
+        return tf.gather_nd(self.tables, rows), states, weights
 
 
 def _normalised(logits: np.ndarray) -> np.ndarray:
