@@ -106,7 +106,7 @@ def write_shards(
     rng = np.random.default_rng(seed)
     # First pass: plain length-prefixed records (TFRecord's per-record Python reads cost 16 s a
     # shard to shuffle; these are read back whole in a fraction of a second).
-    writers = [open(folder / f"{name}.unshuffled", "wb") for name in names]  # noqa: SIM115
+    writers = [open(folder / f"{name}.unshuffled", "wb") for name in names]
     pairs, counts = [0] * shards, np.zeros(max_length + 1, np.int64)
     too_long = src_tokens = tgt_tokens = 0
     bar = tqdm(total=total_pairs, desc="tokenising", unit="pair", unit_scale=True, delay=2)
