@@ -8,10 +8,16 @@ length limit (a pessimistic figure, flagged in the results).
 
 ``train_mfu`` divides the model's FLOPs per second (counted layer by layer from the padded batch
 shapes, backward pass = 2 x forward) by the fp32 matmul throughput measured in the same run.
+Decoding is counted the same way (:func:`decode_flops`: what a search must compute, ``K``
+hypotheses a sentence stepped once per piece of its translation): ``flops_per_piece`` per output
+piece, and ``mfu`` against the matmul peak of the dtype the model computes in. Beam 5 is timed at
+batch 1, 16 and 64 and, at batch 64, on sources of 5, 20 and 60 pieces, where sentences/s
+should fall with the output length (each step costs the same whatever came before it).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import platform
 import resource
@@ -79,29 +85,53 @@ def matmul_gflops(
 # -- model FLOPs ------------------------------------------------------------------------------
 
 
-def forward_flops(hp: dict, batch: int, src_len: int, tgt_len: int) -> float:
-    """Forward-pass FLOPs of one padded batch, layer by layer (multiply-add = 2 FLOPs)."""
+def encoder_flops(hp: dict, positions: int) -> float:
+    """FLOPs of the encoder and the attention keys over ``positions`` source positions."""
     g, e, u, a = GATES[hp["cell"]], hp["embedding_dim"], hp["encoder_units"], hp["attention_dim"]
-    h, v = 2 * u, hp["tgt_vocab_size"]
-    src, tgt = batch * src_len, batch * tgt_len
+    h = 2 * u
     flops = 0.0
     for layer in range(hp["encoder_layers"]):  # two directions
         d_in = e if layer == 0 else 2 * u
-        flops += src * 2 * (2 * g * u * (d_in + u))
+        flops += positions * 2 * (2 * g * u * (d_in + u))
+    if hp["attention"] == "general":
+        flops += positions * 2 * (2 * u) * h  # keys
+    elif hp["attention"] == "additive":
+        flops += positions * 2 * (2 * u) * a  # keys
+    return flops
+
+
+def decoder_flops(hp: dict, positions: int, src_len: int) -> float:
+    """FLOPs of the decoder (cells, attention over ``src_len`` positions, attentional vector,
+    output projection) at ``positions`` target positions."""
+    g, e, u, a = GATES[hp["cell"]], hp["embedding_dim"], hp["encoder_units"], hp["attention_dim"]
+    h, v = 2 * u, hp["tgt_vocab_size"]
+    flops = 0.0
     for layer in range(hp["decoder_layers"]):
         d_in = (e + (a if hp.get("input_feeding") else 0)) if layer == 0 else h
-        flops += tgt * 2 * g * h * (d_in + h)
-    if hp["attention"] == "general":
-        flops += src * 2 * (2 * u) * h  # keys
-    elif hp["attention"] == "additive":
-        flops += src * 2 * (2 * u) * a + tgt * 2 * h * a  # keys, queries
-        flops += tgt * src_len * 4 * a  # add, tanh, energy
-    if hp["attention"] != "additive":
-        flops += tgt * src_len * 2 * h  # scores
-    flops += tgt * src_len * 2 * (2 * u)  # context
-    flops += tgt * 2 * (2 * u + h) * a  # attentional vector
-    flops += tgt * 2 * a * v  # output projection
+        flops += positions * 2 * g * h * (d_in + h)
+    if hp["attention"] == "additive":
+        flops += positions * 2 * h * a + positions * src_len * 4 * a  # queries; add, tanh, energy
+    else:
+        flops += positions * src_len * 2 * h  # scores
+    flops += positions * src_len * 2 * (2 * u)  # context
+    flops += positions * 2 * (2 * u + h) * a  # attentional vector
+    flops += positions * 2 * a * v  # output projection
     return flops
+
+
+def forward_flops(hp: dict, batch: int, src_len: int, tgt_len: int) -> float:
+    """Forward-pass FLOPs of one padded batch, layer by layer (multiply-add = 2 FLOPs)."""
+    return encoder_flops(hp, batch * src_len) + decoder_flops(hp, batch * tgt_len, src_len)
+
+
+def decode_flops(hp: dict, src_lens, out_lens, beam: int) -> float:
+    """The FLOPs a search must spend: each sentence encoded once, then ``beam`` hypotheses
+    stepped once per token of its translation (``out_lens``, ``</s>`` included). Work on
+    padding, on hypotheses past the best one's end, softmax and top-k are not counted."""
+    return sum(
+        encoder_flops(hp, s) + beam * decoder_flops(hp, n, s)
+        for s, n in zip(src_lens, out_lens, strict=True)
+    )
 
 
 def flops_per_target_token(dataset: tf.data.Dataset, hp: dict) -> float:
@@ -153,14 +183,48 @@ def input_tokens_per_s(dataset: tf.data.Dataset, repeats: int = 3) -> list[float
     return figures
 
 
-def sentences_per_s(translator: Translator, sentences: list[str], repeats: int = 3) -> list[float]:
+def sentences_per_s(translator: Translator, sentences: list[str], repeats: int = 3):
+    """Sentences/s of ``translator`` over ``sentences``, ``repeats`` times after a warm-up;
+    returns the figures and the last run's hypotheses."""
     translator.translate(sentences[: translator.batch_size])  # trace
     figures = []
     for _ in range(repeats):
         t = time.perf_counter()
-        translator.translate(sentences)
+        hyps = translator.translate(sentences)
         figures.append(len(sentences) / (time.perf_counter() - t))
-    return figures
+    return figures, hyps
+
+
+def sources_of_length(sources: list[str], src_tok, pieces: int, count: int) -> list[str]:
+    """``count`` sources of about ``pieces`` pieces each: consecutive test sources joined until
+    they have that many, cut there (the tokenizer may split the cut text slightly otherwise)."""
+    ids = src_tok.encode(sources)
+    out, run = [], []
+    for seq in itertools.cycle(ids):
+        run += seq
+        if len(run) >= pieces:
+            out.append(src_tok.sp.decode(run[:pieces]))
+            run = []
+            if len(out) == count:
+                return out
+    return out
+
+
+def decode_figures(translator: Translator, sentences: list[str], peak_gflops: float) -> dict:
+    """Sentences/s, output pieces/s, FLOPs per output piece and MFU of one search setting."""
+    figures, hyps = sentences_per_s(translator, sentences)
+    src_lens = [len(x) for x in translator.encode_sources(sentences)]
+    out_lens = [h.length for h in hyps]
+    flops = decode_flops(translator.model.hparams, src_lens, out_lens, translator.beam_size)
+    per_sentence = flops / len(sentences)
+    return {
+        "sent_per_s": spread(figures),
+        "pieces_per_s": spread([f * sum(out_lens) / len(sentences) for f in figures]),
+        "src_pieces": float(np.mean(src_lens)),
+        "out_pieces": float(np.mean(out_lens)),
+        "flops_per_piece": flops / max(sum(out_lens), 1),
+        "mfu": spread([f * per_sentence / (peak_gflops * 1e9) for f in figures]),
+    }
 
 
 def serving_figures(run_dir: Path, translator: Translator, sentences: list[str]) -> dict:
@@ -206,9 +270,11 @@ def run_bench(
     seconds: float = 60.0,
     corpus: Path | None = None,
     decoding: bool = True,
+    training: bool = True,
 ) -> dict:
-    from s2s.runs import build_model
-    from s2s.train import compile_model, prepare_data, prepare_shards, prepare_tokenizers
+    """Every figure: the machine, the input pipeline and training (``training``), search and
+    the SavedModel (``decoding``)."""
+    from s2s.train import prepare_data, prepare_tokenizers
 
     keras.utils.set_random_seed(config["train"]["seed"])
     paths = runs.RunPaths(work_dir)
@@ -219,6 +285,32 @@ def run_bench(
         runs.start(paths, config)
     sets = prepare_data(config, paths, corpus, log=log)
     src_tok, tgt_tok = prepare_tokenizers(config, paths)
+    results: dict = {"machine": {"platform": platform.platform(), "cpus": _cpus()}}
+
+    log("matmul throughput ...")
+    results["matmul_gflops"] = spread(matmul_gflops())
+    precision = distribute.resolve_precision(config["train"]["precision"])
+    results["train_precision"] = precision
+    results["threads"] = {
+        "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+    }
+    if precision == "mixed_bfloat16":
+        results["matmul_gflops_bfloat16"] = spread(matmul_gflops(dtype="bfloat16"))
+    if training:
+        results.update(training_figures(config, paths, src_tok, tgt_tok, results, seconds))
+    if decoding:
+        sources = sets["test"].sources if "test" in sets else next(iter(sets.values())).sources
+        results.update(decoding_figures(config, trained_run, src_tok, tgt_tok, sources, results))
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return results
+
+
+def training_figures(config, paths, src_tok, tgt_tok, results: dict, seconds: float) -> dict:
+    """Input pipeline and training tokens/s, in memory and from the shard stream; MFU."""
+    from s2s.runs import build_model
+    from s2s.train import compile_model, prepare_shards
+
     train_cfg = config["train"]
     buckets = Buckets(tuple(train_cfg["bucket_boundaries"]), train_cfg["batch_tokens"])
     first = next(data_lib.iter_train(paths.data))  # the in-memory pipeline: up to 100k pairs
@@ -229,64 +321,71 @@ def run_bench(
     index = prepare_shards(config, paths, src_tok, tgt_tok, buckets, log)
     stream = shard_dataset(index.paths(), buckets, train_cfg["seed"], train_cfg["shuffle_buffer"])
     stream_epoch = stream.take(buckets.steps_per_epoch(index.lengths()))
-    results: dict = {"machine": {"platform": platform.platform(), "cpus": _cpus()}}
-
-    log("matmul throughput ...")
-    gflops = matmul_gflops()
-    results["matmul_gflops"] = spread(gflops)
-    precision = distribute.resolve_precision(train_cfg["precision"])
-    results["train_precision"] = precision
-    results["train_jit_compile"] = train_cfg["jit_compile"]
-    results["threads"] = {
-        "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-        "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
-    }
-    if precision == "mixed_bfloat16":
-        results["matmul_gflops_bfloat16"] = spread(matmul_gflops(dtype="bfloat16"))
+    out: dict = {"train_jit_compile": train_cfg["jit_compile"]}
 
     log("input pipeline ...")
-    results["input_tokens_per_s"] = spread(input_tokens_per_s(dataset))
-    results["input_tokens_per_s_shards"] = spread(input_tokens_per_s(stream_epoch))
+    out["input_tokens_per_s"] = spread(input_tokens_per_s(dataset))
+    out["input_tokens_per_s_shards"] = spread(input_tokens_per_s(stream_epoch))
 
     log(f"training ({seconds:.0f} s of steps after warm-up) ...")
+    precision = results["train_precision"]
     with distribute.precision(precision):
         model = compile_model(build_model(config, src_tok, tgt_tok), config)
     tokens_per_s = train_tokens_per_s(model, dataset.repeat(), seconds)
     log(f"training from the shard stream ({seconds:.0f} s) ...")
-    results["train_tokens_per_s_shards"] = spread(train_tokens_per_s(model, stream, seconds))
+    out["train_tokens_per_s_shards"] = spread(train_tokens_per_s(model, stream, seconds))
     per_token = flops_per_target_token(dataset, model.hparams)
-    peak = statistics.median(gflops) * 1e9
-    results["train_tokens_per_s"] = spread(tokens_per_s)
-    results["train_flops_per_token"] = per_token
-    results["train_mfu"] = spread([t * per_token / peak for t in tokens_per_s])
+    peak = results["matmul_gflops"]["median"] * 1e9
+    out["train_tokens_per_s"] = spread(tokens_per_s)
+    out["train_flops_per_token"] = per_token
+    out["train_mfu"] = spread([t * per_token / peak for t in tokens_per_s])
     if precision == "mixed_bfloat16":  # also against the bfloat16 matmul it runs on
         peak16 = results["matmul_gflops_bfloat16"]["median"] * 1e9
-        results["train_mfu_vs_bfloat16"] = spread([t * per_token / peak16 for t in tokens_per_s])
-    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out["train_mfu_vs_bfloat16"] = spread([t * per_token / peak16 for t in tokens_per_s])
+    return out
 
-    if not decoding:
-        return results
+
+def decoding_figures(config, trained_run, src_tok, tgt_tok, sources, results: dict) -> dict:
+    """Greedy and beam-5 sentences/s at batch 1, 16 and 64; beam 5 by source length, with
+    FLOPs per output piece and MFU; the SavedModel against Python (trained runs only)."""
+    from s2s.runs import build_model, load_trained
+
     trained = trained_run is not None and runs.RunPaths(trained_run).model.exists()
     if trained:
-        from s2s.runs import load_trained
-
         config, model, src_tok, tgt_tok = load_trained(trained_run)
-    untrained = "untrained (outputs run to the length limit)"
-    results["decoding_model"] = str(trained_run) if trained else untrained
-    sources = sets["test"].sources if "test" in sets else next(iter(sets.values())).sources
-    for beam, name in ((1, "greedy"), (5, "beam5")):
-        for batch, subset in ((1, sources[:200]), (64, sources)):
-            log(f"{name} search, batch {batch} ...")
-            translator = Translator.from_config(
-                model, src_tok, tgt_tok, config, beam_size=beam, batch_size=batch
-            )
-            results[f"{name}_sent_per_s_batch{batch}"] = spread(sentences_per_s(translator, subset))
+    else:
+        model = build_model(config, src_tok, tgt_tok)
+    out: dict = {
+        "decoding_model": str(trained_run)
+        if trained
+        else "untrained (outputs run to the length limit)",
+        "decode_compute_dtype": model.dtype_policy.compute_dtype,
+    }
+    peak = results["matmul_gflops"]["median"]
+    if out["decode_compute_dtype"] == "bfloat16" and "matmul_gflops_bfloat16" in results:
+        peak = results["matmul_gflops_bfloat16"]["median"]
 
+    def figures(beam: int, batch: int, sentences: list[str]) -> dict:
+        log(f"beam {beam}, batch {batch}, {len(sentences)} sentences ...")
+        translator = Translator.from_config(
+            model, src_tok, tgt_tok, config, beam_size=beam, batch_size=batch
+        )
+        return decode_figures(translator, sentences, peak)
+
+    for beam, name in ((1, "greedy"), (5, "beam5")):
+        for batch, subset in ((1, sources[:200]), (16, sources), (64, sources)):
+            found = figures(beam, batch, subset)
+            out[f"{name}_sent_per_s_batch{batch}"] = found["sent_per_s"]
+            if beam == 5:
+                out[f"{name}_batch{batch}"] = found
+    for pieces in (5, 20, 60):
+        subset = sources_of_length(sources, src_tok, pieces, count=128)
+        out[f"beam5_batch64_src{pieces}"] = figures(5, 64, subset)
     if trained:
         log("SavedModel vs Python: batch-1 latency, batch-32 throughput ...")
         translator = Translator.from_config(model, src_tok, tgt_tok, config)
-        results.update(serving_figures(trained_run, translator, sources[:128]))
-    return results
+        out.update(serving_figures(trained_run, translator, sources[:128]))
+    return out
 
 
 def _cpus() -> int:
@@ -295,19 +394,22 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def table(results: dict) -> str:
-    """The figures as an aligned text table."""
+def table(results: dict, prefix: str = "") -> str:
+    """The figures as an aligned text table (nested groups as ``group.figure``)."""
     rows = []
     for key, value in results.items():
+        key = prefix + key
         if isinstance(value, dict) and "median" in value:
             rows.append(
-                f"{key:<28} {value['median']:>12,.2f}   "
+                f"{key:<36} {value['median']:>14,.2f}   "
                 f"(min {value['min']:,.2f}, max {value['max']:,.2f}, n={value['n']})"
             )
+        elif isinstance(value, dict) and key != "machine":
+            rows.append(table(value, f"{key}."))
         elif isinstance(value, float):
-            rows.append(f"{key:<28} {value:>12,.2f}")
+            rows.append(f"{key:<36} {value:>14,.2f}")
         else:
-            rows.append(f"{key:<28} {value}")
+            rows.append(f"{key:<36} {value}")
     return "\n".join(rows)
 
 

@@ -171,7 +171,12 @@ def cmd_bench(args) -> int:
     run = Path(args.run or f"runs/{args.lang}")
     work = Path("bench") / "work" / args.lang
     results = run_bench(
-        config, work, run if run.exists() else None, args.seconds, decoding=not args.train_only
+        config,
+        work,
+        run if run.exists() else None,
+        args.seconds,
+        decoding=not args.train_only,
+        training=not args.decode_only,
     )
     print(table(results))
     write_results(results, Path(args.out))
@@ -317,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=60.0, help="training measurement length")
     p.add_argument(
         "--train-only", action="store_true", help="skip decoding and serving (training levers)"
+    )
+    p.add_argument(
+        "--decode-only", action="store_true", help="skip the input pipeline and training"
     )
     p.add_argument("--out", default="bench/results.json")
     p.set_defaults(func=cmd_bench)

@@ -23,11 +23,13 @@ from s2s.vocab import EOS_ID
 
 @dataclass
 class Hypothesis:
-    """The best translation of a sentence, and the ``n`` best as ``(text, score)`` pairs."""
+    """The best translation of a sentence, and the ``n`` best as ``(text, score)`` pairs;
+    ``length``: pieces the search generated for the best one, ``</s>`` included."""
 
     text: str
     score: float
     nbest: list[tuple[str, float]] = field(default_factory=list)
+    length: int = 0
 
 
 @dataclass
@@ -155,9 +157,10 @@ class Translator:
             out_ids, scores = self.search_ids(pad_batch([ids[i] for i in chunk]))
             n = out_ids.shape[1]
             texts = self.tgt_tok.decode(out_ids.reshape(len(chunk) * n, -1))
+            lengths = np.argmax(out_ids[:, 0] == EOS_ID, axis=1) + 1
             for row, i in enumerate(chunk):
                 nbest = [(texts[row * n + j], float(scores[row, j])) for j in range(n)]
-                results[i] = Hypothesis(nbest[0][0], nbest[0][1], nbest)
+                results[i] = Hypothesis(nbest[0][0], nbest[0][1], nbest, int(lengths[row]))
             if progress is not None:
                 progress.update(len(chunk))
         if progress is not None:

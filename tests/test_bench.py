@@ -1,7 +1,7 @@
 import pytest
 from conftest import TINY
 
-from s2s.bench import forward_flops, run_bench, table
+from s2s.bench import decode_flops, forward_flops, run_bench, table
 from s2s.config import load_config
 
 
@@ -29,6 +29,26 @@ def test_forward_flops_counts_every_layer():
     assert feeding - forward_flops(hp, b, s, t) == 8 * 2 * 4 * 6 * 5
 
 
+def test_greedy_decoding_costs_what_teacher_forcing_the_output_costs():
+    hp = dict(
+        cell="gru",
+        embedding_dim=4,
+        encoder_units=3,
+        attention_dim=5,
+        tgt_vocab_size=7,
+        encoder_layers=2,
+        decoder_layers=1,
+        attention="additive",
+    )
+    assert decode_flops(hp, [3], [4], beam=1) == forward_flops(hp, 1, 3, 4)
+    # K hypotheses share one encoding: K times the decoder, once the encoder.
+    beam5 = decode_flops(hp, [3], [4], beam=5)
+    assert beam5 == forward_flops(hp, 1, 3, 4) + 4 * (
+        forward_flops(hp, 1, 3, 4) - forward_flops(hp, 1, 3, 0)
+    )
+    assert decode_flops(hp, [3, 6], [4, 2], beam=5) == beam5 + decode_flops(hp, [6], [2], beam=5)
+
+
 @pytest.mark.slow
 def test_bench_reports_every_figure(trained_run, tmp_path, corpus_file):
     config = load_config("zh-en", overrides=TINY)
@@ -41,9 +61,18 @@ def test_bench_reports_every_figure(trained_run, tmp_path, corpus_file):
         "greedy_sent_per_s_batch1",
         "greedy_sent_per_s_batch64",
         "beam5_sent_per_s_batch1",
+        "beam5_sent_per_s_batch16",
         "beam5_sent_per_s_batch64",
     ):
         assert results[key]["median"] > 0 and results[key]["min"] <= results[key]["max"], key
+    for group in ("beam5_batch1", "beam5_batch64", "beam5_batch64_src5", "beam5_batch64_src60"):
+        figures = results[group]
+        assert figures["sent_per_s"]["median"] > 0 and figures["out_pieces"] >= 1, group
+        assert figures["flops_per_piece"] > 0 and 0 < figures["mfu"]["median"] < 1, group
+    # Sources of ~60 pieces are longer than those of ~5 (the tokenizer may re-split a cut).
+    assert (
+        results["beam5_batch64_src60"]["src_pieces"] > results["beam5_batch64_src5"]["src_pieces"]
+    )
     assert 0 < results["train_mfu"]["median"] < 1
     for path in ("savedmodel", "python"):
         assert results[f"{path}_p95_ms"] >= results[f"{path}_p50_ms"] > 0

@@ -391,3 +391,44 @@ def test_exact_beam_search_against_brute_force(alpha, beam_size, exhaustive):
         all_hypotheses(t, n, alpha)[0] != all_hypotheses(t, n, 0.0)[0]
         for t, n in zip(tables, limits, strict=True)
     )
+
+
+class CountingRows(BigramModels):
+    """Counts the hypothesis rows each decoder step is asked to compute."""
+
+    def __init__(self, tables):
+        super().__init__(tables)
+        self.rows = tf.Variable(0)
+
+    def decode_step(self, tokens, states, memory, keys, mask, beam=1):
+        self.rows.assign_add(tf.shape(tokens)[0])
+        return super().decode_step(tokens, states, memory, keys, mask, beam)
+
+
+def quick_and_slow_tables() -> list[np.ndarray]:
+    """Sentence 0 ends at once (</s> after BOS, or after one token); sentence 1 never wants
+    to end: only its length limit stops it."""
+    quick = np.full((VOCAB, VOCAB), 1e-6)
+    quick[BOS_ID, EOS_ID], quick[BOS_ID, REAL[0]] = 0.9, 0.1
+    quick[REAL, EOS_ID] = 0.99
+    slow = np.full((VOCAB, VOCAB), 1e-6)
+    slow[:, REAL] = 0.25
+    return [np.log(t / t.sum(1, keepdims=True)) for t in (quick, slow)]
+
+
+@pytest.mark.parametrize("beam_size", [1, 2])
+def test_done_sentences_leave_the_batch(beam_size):
+    """Once a sentence is done, no step computes its hypotheses: the rows stepped are K per
+    sentence per step it was still searching, not K per sentence per step of the batch."""
+    src = np.array([[REAL[0], 5, 0, 0, 0, 0], [REAL[0] + 1] * 6], np.int32)
+    model = CountingRows(quick_and_slow_tables())
+    ids, _ = beam_search(model, src, beam_size, alpha=0.0, max_len_a=1.0, max_len_b=0)
+    # The slow sentence steps 0..6 (</s> forced at its limit of 6); the quick one is done
+    # after step 0 (greedy: its </s>) or step 1 (beam 2: a second finished hypothesis).
+    quick_steps = 1 if beam_size == 1 else 2
+    assert int(model.rows.numpy()) == beam_size * (quick_steps + 7)
+    assert ids.shape[-1] == 7
+    assert ids.numpy()[1, 0].tolist() == [*ids.numpy()[1, 0, :6], EOS_ID]
+    alone, _ = beam_search(model, src[:1, :2], beam_size, alpha=0.0, max_len_a=1.0, max_len_b=0)
+    width = alone.shape[-1]
+    np.testing.assert_array_equal(ids.numpy()[0, :, :width], alone.numpy()[0])
