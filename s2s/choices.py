@@ -28,3 +28,7 @@ BY_KEY = {
     "compare.cells": CELLS,
     "compare.attention": ATTENTION,
 }
+
+# Keys of the data/tokenizer/model sections that change how fast a run goes, never what it
+# produces: a run may resume, and a data stage be reused, with other values.
+SPEED_ONLY = {"data": ("workers",)}

@@ -163,6 +163,11 @@ def validate(config: dict) -> None:
         raise ConfigError("train.eval_minutes must be positive, or null (no time interval)")
     if min(train["shuffle_buffer"], config["tokenizer"]["sample_sentences"]) < 1:
         raise ConfigError("train.shuffle_buffer and tokenizer.sample_sentences must be at least 1")
+    workers = config["data"]["workers"]
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ConfigError(
+            f"data.workers must be at least 1, or null (one per core), not {workers!r}"
+        )
     if config["search"]["beam_size"] < 1:
         raise ConfigError("search.beam_size must be at least 1")
     boundaries = config["train"]["bucket_boundaries"]

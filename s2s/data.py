@@ -6,9 +6,12 @@ and dev/test keep every reference of a source for multi-reference scoring.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import functools
 import itertools
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -22,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from s2s.choices import SCRIPTS
+from s2s.choices import SCRIPTS, SPEED_ONLY
 
 # Full-width punctuation that Chinese text uses and NFKC would turn into ASCII.
 CJK_PUNCTUATION = "，！？：；（）"
@@ -223,14 +226,43 @@ def _column_indexes(path: Path, names: list[str], columns: dict, langs) -> dict[
     return out
 
 
+def screen(
+    frame: pd.DataFrame, src_lang: str, tgt_lang: str, max_chars: int, script: str = "keep"
+) -> tuple[pd.DataFrame, list[tuple[str, int, int]]]:
+    """Normalise one chunk and drop the pairs that are bad on their own (every reason but
+    ``duplicate``); returns the rest and ``(reason, first line, count)`` of each drop.
+
+    A pure function of the chunk, so that worker processes can screen chunks side by side
+    (see :func:`clean_chunks`).
+    """
+    frame = frame.assign(
+        src=frame["src"].map(lambda s: normalize(s, src_lang, script)),
+        tgt=frame["tgt"].map(lambda s: normalize(s, tgt_lang, script)),
+    )
+    checks = [
+        ("empty", lambda f: (f["src"] == "") | (f["tgt"] == "")),
+        ("too_long", lambda f: (f["src"].str.len() > max_chars) | (f["tgt"].str.len() > max_chars)),
+        ("same_as_source", lambda f: f["src"] == f["tgt"]),
+        ("no_chinese", lambda f: _no_chinese(f, src_lang, tgt_lang)),
+    ]
+    drops = []
+    for reason, check in checks:
+        bad = check(frame)
+        if bad.any():
+            drops.append((reason, int(frame.loc[bad, "line"].iloc[0]), int(bad.sum())))
+        frame = frame[~bad]
+    return frame, drops
+
+
 class Cleaner:
     """Normalise both sides and drop bad pairs, counting each by reason (see DROP_REASONS).
 
-    Called once per chunk; exact duplicates are found across chunks through 64-bit hashes of
-    the pairs kept so far (8 bytes a pair rather than the text; two distinct pairs among two
-    million share a hash with probability about 1e-7). ``same_as_source``: the target
-    copies the source; ``no_chinese``: the Chinese side has no Han character (an untranslated or
-    misplaced line). ``script="simplified"`` converts traditional Chinese characters.
+    Called once per chunk (:func:`screen`, then duplicates); exact duplicates are found across
+    chunks through 64-bit hashes of the pairs kept so far (8 bytes a pair rather than the text;
+    two distinct pairs among two million share a hash with probability about 1e-7).
+    ``same_as_source``: the target copies the source; ``no_chinese``: the Chinese side has no
+    Han character (an untranslated or misplaced line). ``script="simplified"`` converts
+    traditional Chinese characters.
     """
 
     def __init__(
@@ -241,34 +273,23 @@ class Cleaner:
         max_chars: int,
         script: str = "keep",
     ):
-        self.report, self.langs, self.max_chars = report, (src_lang, tgt_lang), max_chars
         if script not in SCRIPTS:
             raise CorpusError(f"data.chinese_script must be one of {SCRIPTS}, not {script!r}")
-        self.script = script
+        self.report = report
+        self.screening = (src_lang, tgt_lang, max_chars, script)  # screen()'s arguments
         self._seen = np.empty(0, np.uint64)  # sorted hashes of the pairs kept so far
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
-        src_lang, tgt_lang = self.langs
-        frame = frame.assign(
-            src=frame["src"].map(lambda s: normalize(s, src_lang, self.script)),
-            tgt=frame["tgt"].map(lambda s: normalize(s, tgt_lang, self.script)),
-        )
-        max_chars = self.max_chars
-        checks = [
-            ("empty", lambda f: (f["src"] == "") | (f["tgt"] == "")),
-            (
-                "too_long",
-                lambda f: (f["src"].str.len() > max_chars) | (f["tgt"].str.len() > max_chars),
-            ),
-            ("same_as_source", lambda f: f["src"] == f["tgt"]),
-            ("no_chinese", lambda f: _no_chinese(f, src_lang, tgt_lang)),
-            ("duplicate", self._duplicates),
-        ]
-        for reason, check in checks:
-            bad = check(frame)
-            if bad.any():
-                self.report.drop(reason, int(frame.loc[bad, "line"].iloc[0]), int(bad.sum()))
-            frame = frame[~bad]
+        return self.deduplicate(*screen(frame, *self.screening))
+
+    def deduplicate(self, frame: pd.DataFrame, drops: list[tuple[str, int, int]]) -> pd.DataFrame:
+        """Count a screened chunk's drops, then drop (and count) its duplicates."""
+        for reason, line, count in drops:
+            self.report.drop(reason, line, count)
+        bad = self._duplicates(frame)
+        if bad.any():
+            self.report.drop("duplicate", int(frame.loc[bad, "line"].iloc[0]), int(bad.sum()))
+        frame = frame[~bad]
         self._remember(frame)
         self.report.kept += len(frame)
         return frame.reset_index(drop=True)
@@ -301,6 +322,35 @@ def clean(
     """Clean one whole frame (see :class:`Cleaner`); ``report.kept`` is set to what is kept."""
     report.kept = 0
     return Cleaner(report, src_lang, tgt_lang, max_chars, script)(frame)
+
+
+def clean_chunks(chunks, cleaner: Cleaner, workers: int = 1) -> Iterator[pd.DataFrame]:
+    """``cleaner`` over ``chunks``, in order. With ``workers > 1``, that many processes screen
+    chunks (:func:`screen`: normalisation, the per-pair checks) while this one reads,
+    deduplicates and writes; at most ``workers + 1`` chunks are in flight, so memory stays
+    bounded. Processes are spawned, not forked: TensorFlow's threads may be running here."""
+    if workers <= 1:
+        yield from map(cleaner, chunks)
+        return
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pending: collections.deque = collections.deque()
+        for chunk in chunks:
+            pending.append(pool.submit(screen, chunk, *cleaner.screening))
+            if len(pending) > workers:
+                yield cleaner.deduplicate(*pending.popleft().result())
+        while pending:
+            yield cleaner.deduplicate(*pending.popleft().result())
+
+
+def cleaning_workers(setting: int | None, lines: int, chunk_lines: int = CHUNK_LINES) -> int:
+    """Processes for :func:`clean_chunks`: ``data.workers``, or one per CPU core (null); none
+    for a corpus of one chunk, where starting them would cost more than they save."""
+    if lines <= chunk_lines:
+        return 1
+    if setting:
+        return setting
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def _no_chinese(frame: pd.DataFrame, src_lang: str, tgt_lang: str) -> pd.Series:
@@ -482,15 +532,16 @@ def iter_parallel(
 
 
 def read_and_clean(
-    config: dict, path: Path | None = None, chunk_lines: int = CHUNK_LINES
+    config: dict, path: Path | None = None, chunk_lines: int = CHUNK_LINES, workers: int = 1
 ) -> tuple[pd.DataFrame, CleaningReport]:
-    """Read and clean the corpus a chunk at a time; only the kept pairs are held."""
+    """Read and clean the corpus a chunk at a time (``workers``: see :func:`clean_chunks`);
+    only the kept pairs are held."""
     data = config["data"]
     chunks, report = open_corpus(config, path, chunk_lines)
     cleaner = Cleaner(
         report, data["src_lang"], data["tgt_lang"], data["max_chars"], data["chinese_script"]
     )
-    return _concat(cleaner(chunk) for chunk in chunks), report
+    return _concat(clean_chunks(chunks, cleaner, workers)), report
 
 
 def prepare(config: dict, path: Path | None = None) -> tuple[Splits, CleaningReport]:
@@ -742,10 +793,10 @@ def _clean_to_file(
     total = _count_lines(corpus_files(config, corpus)[1][0])
     total = min(total, data["limit"]) if data.get("limit") else total
     hashes = []
+    workers = cleaning_workers(data["workers"], total, chunk_lines)
     with open(out, "w", encoding="utf-8", newline="\n") as f, _progress("cleaning", total) as bar:
         f.write(TRAIN_HEADER)
-        for chunk in chunks:
-            kept = cleaner(chunk)
+        for kept in clean_chunks(chunks, cleaner, workers):
             f.write(_tsv_rows(kept))
             hashes.append(hash_texts(kept["src"]))
             bar.update(report.lines_read - bar.n)
@@ -877,7 +928,7 @@ def _warn_if_changed(saved: dict, config: dict, corpus: Path | None, log) -> Non
     changed = [
         f"data.{k}"
         for k in sorted(set(now) | set(saved["config"]))
-        if now.get(k) != saved["config"].get(k)
+        if now.get(k) != saved["config"].get(k) and k not in SPEED_ONLY["data"]
     ]
     if saved.get("corpus") != (None if corpus is None else str(corpus)):
         changed.append("the corpus path")

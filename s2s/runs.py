@@ -21,6 +21,7 @@ from pathlib import Path
 
 import keras
 
+from s2s import choices
 from s2s.config import ConfigError, coerce_types, defaults, merge, read_yaml, save_config
 from s2s.model import Seq2Seq
 from s2s.tokenizer import Tokenizer
@@ -106,12 +107,18 @@ def check_resumable(paths: RunPaths, config: dict) -> None:
     if not paths.config.exists():
         return
     saved = read_config(paths)
-    changed = [s for s in _FIXED_SECTIONS if saved.get(s) != config.get(s)]
+    changed = [s for s in _FIXED_SECTIONS if _results_of(saved, s) != _results_of(config, s)]
     if changed:
         raise ConfigError(
             f"{paths.root} holds a run with different {', '.join(changed)} settings; "
             f"remove it or choose another folder with --run"
         )
+
+
+def _results_of(config: dict, section: str) -> dict:
+    """The keys of ``config[section]`` that can change what a run produces."""
+    speed_only = choices.SPEED_ONLY.get(section, ())
+    return {k: v for k, v in config[section].items() if k not in speed_only}
 
 
 def start(paths: RunPaths, config: dict) -> None:

@@ -81,6 +81,12 @@ def test_every_enumerated_key_is_checked_before_any_work(override):
         load_config("zh-en", overrides=[override])
 
 
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_data_workers_must_be_a_positive_count_or_null(value):
+    with pytest.raises(ConfigError, match=r"data\.workers must be at least 1"):
+        load_config("zh-en", overrides=[f"data.workers={value}"])
+
+
 def test_the_components_take_their_choices_from_one_list():
     from s2s import attention, cells, choices, distribute, model
 

@@ -17,6 +17,7 @@ from s2s.data import (
     DROP_REASONS,
     CorpusError,
     clean,
+    cleaning_workers,
     count_train,
     iter_train,
     load_eval_sets,
@@ -227,6 +228,21 @@ def test_reading_in_chunks_gives_the_same_pairs_and_report(corpus_file, tmp_path
     assert chunked_report.examples == whole_report.examples
     assert whole_report.dropped["duplicate"] >= 150
     assert chunked.values.tolist() == whole.values.tolist()
+
+
+def test_worker_processes_clean_exactly_as_one_process(corpus_file, tmp_path):
+    lines = corpus_file.read_bytes().splitlines(keepends=True)[:300]
+    path = tmp_path / "corpus.tsv"
+    path.write_bytes(b"".join(lines + lines[:100] + [b"\xff\n", b"one column\n"]))
+    config = load_config("zh-en", overrides=[f"data.path={path}", "data.corpus=null"])
+    config["data"]["columns"] = COLUMNS
+    alone, alone_report = read_and_clean(config, chunk_lines=29)
+    shared, shared_report = read_and_clean(config, chunk_lines=29, workers=2)
+    assert shared_report.as_dict() == alone_report.as_dict()
+    assert shared_report.examples == alone_report.examples
+    assert shared.values.tolist() == alone.values.tolist()
+    assert cleaning_workers(None, lines=10**6) >= 1 and cleaning_workers(3, lines=10**6) == 3
+    assert cleaning_workers(3, lines=100) == 1  # one chunk: no processes to start
 
 
 # -- traditional -> simplified ------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pytest
 import yaml
 from conftest import TINY
 
@@ -33,3 +34,12 @@ def test_a_run_whose_config_lacks_todays_keys_resumes_and_loads(trained_run, tmp
     src = np.asarray([src_tok.encode(["我们走吧。"])[0]], "int32")
     tgt_in = np.asarray([[2, 5, 6]], "int32")
     np.testing.assert_allclose(model((src, tgt_in)), reference((src, tgt_in)), rtol=1e-5)
+
+
+def test_a_speed_only_setting_may_change_between_resumes_but_a_result_setting_may_not(
+    trained_run,
+):
+    paths = runs.RunPaths(trained_run)
+    runs.check_resumable(paths, load_config("zh-en", overrides=[*TINY, "data.workers=3"]))
+    with pytest.raises(runs.ConfigError, match="different data settings"):
+        runs.check_resumable(paths, load_config("zh-en", overrides=[*TINY, "data.seed=7"]))
