@@ -271,9 +271,10 @@ def run_bench(
     corpus: Path | None = None,
     decoding: bool = True,
     training: bool = True,
+    max_sentences: int | None = None,
 ) -> dict:
     """Every figure: the machine, the input pipeline and training (``training``), search and
-    the SavedModel (``decoding``)."""
+    the SavedModel (``decoding``, on at most ``max_sentences`` test sentences a setting)."""
     from s2s.train import prepare_data, prepare_tokenizers
 
     keras.utils.set_random_seed(config["train"]["seed"])
@@ -301,6 +302,7 @@ def run_bench(
         results.update(training_figures(config, paths, src_tok, tgt_tok, results, seconds))
     if decoding:
         sources = sets["test"].sources if "test" in sets else next(iter(sets.values())).sources
+        sources = sources[:max_sentences]
         results.update(decoding_figures(config, trained_run, src_tok, tgt_tok, sources, results))
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return results
@@ -379,7 +381,7 @@ def decoding_figures(config, trained_run, src_tok, tgt_tok, sources, results: di
             if beam == 5:
                 out[f"{name}_batch{batch}"] = found
     for pieces in (5, 20, 60):
-        subset = sources_of_length(sources, src_tok, pieces, count=128)
+        subset = sources_of_length(sources, src_tok, pieces, count=min(128, len(sources)))
         out[f"beam5_batch64_src{pieces}"] = figures(5, 64, subset)
     if trained:
         log("SavedModel vs Python: batch-1 latency, batch-32 throughput ...")

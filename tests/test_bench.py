@@ -52,7 +52,9 @@ def test_greedy_decoding_costs_what_teacher_forcing_the_output_costs():
 @pytest.mark.slow
 def test_bench_reports_every_figure(trained_run, tmp_path, corpus_file):
     config = load_config("zh-en", overrides=TINY)
-    results = run_bench(config, tmp_path / "work", trained_run, seconds=3, corpus=corpus_file)
+    results = run_bench(
+        config, tmp_path / "work", trained_run, seconds=3, corpus=corpus_file, max_sentences=48
+    )
     for key in (
         "matmul_gflops",
         "train_tokens_per_s",
