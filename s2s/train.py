@@ -32,6 +32,7 @@ from s2s.trainer import (
     Patience,
     TrainingDiverged,
     TrainLog,
+    dev_scores,
     run_loop,
 )
 from s2s.translate import Translator
@@ -291,13 +292,6 @@ def dev_batches(dev: EvalSet, src_tok, tgt_tok, buckets: Buckets) -> tf.data.Dat
     return training_dataset(src_ids, tgt_ids, buckets, shuffle=False)
 
 
-def dev_bleu(translator: Translator, dev: EvalSet, config: dict) -> float:
-    """Dev BLEU of ``translator`` against all references (lower-cased if the set says so)."""
-    hyps = [h.text for h in translator.translate(dev.sources)]
-    tgt_lang, tokenize = config["data"]["tgt_lang"], config["eval"]["tokenize"]
-    return score(hyps, dev.references, tgt_lang, tokenize, lowercase=dev.lowercase).bleu
-
-
 def try_averaging(config, paths, state, dev: EvalSet, src_tok, tgt_tok, log=print):
     """Average the kept checkpoints' weights; return that model if it beats the best on dev."""
     steps = [s for s in state["checkpoints"] if paths.step_weights(s).exists()]
@@ -310,7 +304,7 @@ def try_averaging(config, paths, state, dev: EvalSet, src_tok, tgt_tok, log=prin
     translator = Translator.from_config(
         model, src_tok, tgt_tok, config, beam_size=config["train"]["dev_beam_size"]
     )
-    bleu = dev_bleu(translator, dev, config)
+    bleu = dev_scores(translator, dev, config).bleu
     better = bleu > state["best_bleu"]
     log(
         f"average of the last {len(files)} checkpoints: dev BLEU {bleu:.2f} vs best single "

@@ -97,20 +97,21 @@ class DevScorer:
 
     def __call__(self, model: keras.Model) -> dict:
         losses = model.evaluate(self.dev_batches, verbose=0, return_dict=True)
-        hyps = [h.text for h in self.translator.translate(self.dev.sources)]
-        scores = score(
-            hyps,
-            self.dev.references,
-            self.config["data"]["tgt_lang"],
-            self.config["eval"]["tokenize"],
-            lowercase=self.dev.lowercase,
-        )
+        scores = dev_scores(self.translator, self.dev, self.config)
         return {
             "val_loss": float(losses["loss"]),
             "val_nll": float(losses["nll"]),
             "val_bleu": scores.bleu,
             "val_chrf": scores.chrf,
         }
+
+
+def dev_scores(translator: Translator, dev: EvalSet, config: dict):
+    """BLEU and chrF of ``translator`` on ``dev`` against all its references (lower-cased if
+    the set says so)."""
+    hyps = [h.text for h in translator.translate(dev.sources)]
+    tgt_lang, tokenize = config["data"]["tgt_lang"], config["eval"]["tokenize"]
+    return score(hyps, dev.references, tgt_lang, tokenize, lowercase=dev.lowercase)
 
 
 class Patience:
