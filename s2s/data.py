@@ -6,12 +6,9 @@ and dev/test keep every reference of a source for multi-reference scoring.
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures
 import functools
 import itertools
 import json
-import multiprocessing
 import os
 import re
 import shutil
@@ -26,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from s2s.choices import SCRIPTS, SPEED_ONLY
+from s2s.parallel import ordered_map, worker_count
 
 # Full-width punctuation that Chinese text uses and NFKC would turn into ASCII.
 CJK_PUNCTUATION = "，！？：；（）"
@@ -327,30 +325,9 @@ def clean(
 def clean_chunks(chunks, cleaner: Cleaner, workers: int = 1) -> Iterator[pd.DataFrame]:
     """``cleaner`` over ``chunks``, in order. With ``workers > 1``, that many processes screen
     chunks (:func:`screen`: normalisation, the per-pair checks) while this one reads,
-    deduplicates and writes; at most ``workers + 1`` chunks are in flight, so memory stays
-    bounded. Processes are spawned, not forked: TensorFlow's threads may be running here."""
-    if workers <= 1:
-        yield from map(cleaner, chunks)
-        return
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        pending: collections.deque = collections.deque()
-        for chunk in chunks:
-            pending.append(pool.submit(screen, chunk, *cleaner.screening))
-            if len(pending) > workers:
-                yield cleaner.deduplicate(*pending.popleft().result())
-        while pending:
-            yield cleaner.deduplicate(*pending.popleft().result())
-
-
-def cleaning_workers(setting: int | None, lines: int, chunk_lines: int = CHUNK_LINES) -> int:
-    """Processes for :func:`clean_chunks`: ``data.workers``, or one per CPU core (null); none
-    for a corpus of one chunk, where starting them would cost more than they save."""
-    if lines <= chunk_lines:
-        return 1
-    if setting:
-        return setting
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    deduplicates and writes (see :mod:`s2s.parallel`)."""
+    for screened in ordered_map(screen, chunks, workers, *cleaner.screening):
+        yield cleaner.deduplicate(*screened)
 
 
 def _no_chinese(frame: pd.DataFrame, src_lang: str, tgt_lang: str) -> pd.Series:
@@ -793,7 +770,7 @@ def _clean_to_file(
     total = _count_lines(corpus_files(config, corpus)[1][0])
     total = min(total, data["limit"]) if data.get("limit") else total
     hashes = []
-    workers = cleaning_workers(data["workers"], total, chunk_lines)
+    workers = worker_count(data["workers"], total, chunk_lines)
     with open(out, "w", encoding="utf-8", newline="\n") as f, _progress("cleaning", total) as bar:
         f.write(TRAIN_HEADER)
         for kept in clean_chunks(chunks, cleaner, workers):

@@ -23,6 +23,9 @@ import pandas as pd
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from s2s.parallel import ordered_map
+from s2s.records import encode_chunk, encode_in_worker
+
 MIN_SHARDS = 8  # so that up to 8 workers each read a share of whole files
 SHARD_PAIRS = 100_000  # pairs a shard holds at most: what the shuffling pass keeps in memory
 
@@ -70,11 +73,6 @@ class ShardIndex:
         tmp.replace(self.folder / "index.json")
 
 
-def encode_record(src: list[int], tgt: list[int]) -> bytes:
-    """One pair as a record: ``[len(src), *src, *tgt]`` in little-endian ``int32``."""
-    return np.asarray([len(src), *src, *tgt], dtype="<i4").tobytes()
-
-
 def decode_record(record: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """A record -> ``(src [S], tgt [T])`` ``int32`` ids (graph code, for tf.data)."""
     values = tf.io.decode_raw(record, tf.int32, little_endian=True)
@@ -90,14 +88,16 @@ def write_shards(
     max_length: int,
     total_pairs: int,
     seed: int = 0,
+    workers: int = 1,
 ) -> ShardIndex:
-    """Tokenise the pairs of ``chunks`` (frames with ``src`` and ``tgt`` columns) into shards.
+    """Tokenise the pairs of ``chunks`` (frames with ``src`` and ``tgt`` columns) into shards;
+    ``workers`` processes tokenise chunks side by side (see :mod:`s2s.parallel`).
 
     Each pair goes to a random shard, and each shard is then shuffled on its own, so that the
     shards are a random permutation of the corpus cut in pieces (a corpus is often in document
     order: TV episodes, news days; a bounded shuffle buffer alone would train on one stretch
     at a time). Pairs longer than ``max_length`` pieces (the target counted with ``</s>``) are
-    left out and counted. Deterministic under ``seed``.
+    left out and counted. Deterministic under ``seed``, whatever the number of workers.
     """
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "index.json").unlink(missing_ok=True)
@@ -109,22 +109,26 @@ def write_shards(
     writers = [open(folder / f"{name}.unshuffled", "wb") for name in names]
     pairs, counts = [0] * shards, np.zeros(max_length + 1, np.int64)
     too_long = src_tokens = tgt_tokens = 0
+    if workers > 1:  # each process loads the models once
+        encoded = ordered_map(encode_in_worker, chunks, workers, src_tok.path, tgt_tok.path)
+    else:
+        encoded = (encode_chunk(chunk, src_tok, tgt_tok) for chunk in chunks)
     bar = tqdm(total=total_pairs, desc="tokenising", unit="pair", unit_scale=True, delay=2)
     try:
-        for chunk in chunks:
-            targets = rng.integers(0, shards, size=len(chunk))
-            encoded = zip(src_tok.encode(chunk["src"]), tgt_tok.encode(chunk["tgt"]), strict=True)
-            for (src, tgt), shard in zip(encoded, targets, strict=True):
-                length = max(len(src), len(tgt) + 1)
+        for records, lengths, src_lengths in encoded:
+            targets = rng.integers(0, shards, size=len(records))
+            for record, length, src_length, shard in zip(
+                records, lengths, src_lengths, targets, strict=True
+            ):
                 if length > max_length:
                     too_long += 1
                     continue
-                record = encode_record(src, tgt)
                 writers[shard].write(len(record).to_bytes(4, "little") + record)
                 pairs[shard] += 1
                 counts[length] += 1
-                src_tokens, tgt_tokens = src_tokens + len(src), tgt_tokens + len(tgt)
-            bar.update(len(chunk))
+                src_tokens += src_length
+                tgt_tokens += len(record) // 4 - 1 - src_length
+            bar.update(len(records))
     finally:
         bar.close()
         for writer in writers:

@@ -20,6 +20,7 @@ from s2s.data import EvalSet
 from s2s.evaluate import score, write_report
 from s2s.loss import sequence_loss
 from s2s.model import Seq2Seq
+from s2s.parallel import worker_count
 from s2s.pipeline import Buckets, filter_long, shard_dataset, training_dataset
 from s2s.runs import build_model, load_trained
 from s2s.shards import ShardIndex, write_shards
@@ -76,14 +77,16 @@ def prepare_shards(
     """Tokenise the training pairs into shards once per run (see :mod:`s2s.shards`)."""
     index = ShardIndex.read(paths.shards)
     if index is None:
+        total = data_lib.count_train(paths.data)
         index = write_shards(
             data_lib.iter_train(paths.data),
             src_tok,
             tgt_tok,
             paths.shards,
             buckets.max_length,
-            total_pairs=data_lib.count_train(paths.data),
+            total_pairs=total,
             seed=config["data"]["seed"],
+            workers=worker_count(config["data"]["workers"], total, data_lib.CHUNK_LINES),
         )
     if index.too_long:
         log(f"left out {index.too_long:,} training pairs longer than {buckets.max_length} pieces")

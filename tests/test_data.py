@@ -17,7 +17,6 @@ from s2s.data import (
     DROP_REASONS,
     CorpusError,
     clean,
-    cleaning_workers,
     count_train,
     iter_train,
     load_eval_sets,
@@ -34,6 +33,7 @@ from s2s.data import (
     split,
 )
 from s2s.evaluate import score
+from s2s.parallel import worker_count
 
 COLUMNS = {"en": 0, "zh": 1}
 
@@ -241,8 +241,8 @@ def test_worker_processes_clean_exactly_as_one_process(corpus_file, tmp_path):
     assert shared_report.as_dict() == alone_report.as_dict()
     assert shared_report.examples == alone_report.examples
     assert shared.values.tolist() == alone.values.tolist()
-    assert cleaning_workers(None, lines=10**6) >= 1 and cleaning_workers(3, lines=10**6) == 3
-    assert cleaning_workers(3, lines=100) == 1  # one chunk: no processes to start
+    assert worker_count(None, 10**6, 29) >= 1 and worker_count(3, 10**6, 29) == 3
+    assert worker_count(3, 29, 29) == 1  # one chunk: no processes to start
 
 
 # -- traditional -> simplified ------------------------------------------------------------------

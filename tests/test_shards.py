@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -74,6 +75,19 @@ def test_shards_are_shuffled_deterministically_under_the_seed(corpus, tmp_path):
     first_shard = orders[0][: ShardIndex.read(tmp_path / "a").pairs[0]]
     positions = [in_corpus_order.index(s) for s in first_shard[:50]]
     assert positions != sorted(positions)  # not in corpus order within a shard
+
+
+def test_worker_processes_write_the_same_shards_as_one_process(corpus, tmp_path):
+    frame, tok = corpus
+    alone = write_shards(chunks(frame, 300), tok, tok, tmp_path / "a", 12, len(frame), seed=3)
+    shared = write_shards(
+        chunks(frame, 300), tok, tok, tmp_path / "b", 12, len(frame), seed=3, workers=2
+    )
+    assert {k: v for k, v in alone.__dict__.items() if k != "folder"} == {
+        k: v for k, v in shared.__dict__.items() if k != "folder"
+    }
+    for a, b in zip(alone.paths(), shared.paths(), strict=True):
+        assert Path(a).read_bytes() == Path(b).read_bytes()
 
 
 def batches(iterator, n: int) -> list[np.ndarray]:
