@@ -65,12 +65,21 @@ CELLS = {
 }
 
 
-def recurrent_layer(cell: str, units: int, name: str | None = None) -> keras.layers.RNN:
+def recurrent_layer(
+    cell: str, units: int, name: str | None = None, go_backwards: bool = False
+) -> keras.layers.RNN:
     """A sequence-to-sequence recurrent layer of type ``cell`` with ``units`` units."""
     if cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}; choose from {', '.join(CELLS)}")
     kwargs = {"reset_after": True} if cell == "gru" else {}
-    return CELLS[cell](units, return_sequences=True, return_state=True, name=name, **kwargs)
+    return CELLS[cell](
+        units,
+        return_sequences=True,
+        return_state=True,
+        go_backwards=go_backwards,
+        name=name,
+        **kwargs,
+    )
 
 
 def state_count(cell: str) -> int:

@@ -49,8 +49,16 @@ class Encoder(keras.layers.Layer):
             dropout=dropout,
         )
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        # The backward layer is given, not left to Bidirectional to clone from the forward one:
+        # cloning serialises the same layer twice, and inside keras.saving.load_model that
+        # records object ids which a later layer can reuse once the clone's source is freed
+        # (Keras then hands back an earlier cell in place of a new layer).
         self.rnns = [
-            keras.layers.Bidirectional(recurrent_layer(cell, units), name=f"birnn_{i}")
+            keras.layers.Bidirectional(
+                recurrent_layer(cell, units),
+                backward_layer=recurrent_layer(cell, units, go_backwards=True),
+                name=f"birnn_{i}",
+            )
             for i in range(num_layers)
         ]
         self.dropout = keras.layers.Dropout(dropout)

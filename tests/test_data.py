@@ -215,32 +215,35 @@ def subprocess_env() -> dict:
 # -- chunks -------------------------------------------------------------------------------------
 
 
-def test_reading_in_chunks_gives_the_same_pairs_and_report(corpus_file, tmp_path):
-    # Repeat a slice so that duplicates fall in other chunks than their first occurrence.
-    lines = corpus_file.read_bytes().splitlines(keepends=True)[:400]
+def repeated_slice_config(corpus_file, tmp_path, lines: int, repeat: int) -> dict:
+    """A TSV corpus of the first ``lines`` lines, then again the first ``repeat`` of them (so
+    that duplicates fall in other chunks than their first occurrence), then two bad lines."""
+    head = corpus_file.read_bytes().splitlines(keepends=True)[:lines]
     path = tmp_path / "corpus.tsv"
-    path.write_bytes(b"".join(lines + lines[:150] + [b"\xff\n", b"one column\n"]))
+    path.write_bytes(b"".join(head + head[:repeat] + [b"\xff\n", b"one column\n"]))
     config = load_config("zh-en", overrides=[f"data.path={path}", "data.corpus=null"])
     config["data"]["columns"] = COLUMNS
-    whole, whole_report = read_and_clean(config, chunk_lines=10**6)
-    chunked, chunked_report = read_and_clean(config, chunk_lines=37)
-    assert chunked_report.as_dict() == whole_report.as_dict()
-    assert chunked_report.examples == whole_report.examples
-    assert whole_report.dropped["duplicate"] >= 150
-    assert chunked.values.tolist() == whole.values.tolist()
+    return config
+
+
+def assert_same_cleaning(found, expected) -> None:
+    (frame, report), (expected_frame, expected_report) = found, expected
+    assert report.as_dict() == expected_report.as_dict()
+    assert report.examples == expected_report.examples
+    assert frame.values.tolist() == expected_frame.values.tolist()
+
+
+def test_reading_in_chunks_gives_the_same_pairs_and_report(corpus_file, tmp_path):
+    config = repeated_slice_config(corpus_file, tmp_path, 400, 150)
+    whole = read_and_clean(config, chunk_lines=10**6)
+    assert_same_cleaning(read_and_clean(config, chunk_lines=37), whole)
+    assert whole[1].dropped["duplicate"] >= 150
 
 
 def test_worker_processes_clean_exactly_as_one_process(corpus_file, tmp_path):
-    lines = corpus_file.read_bytes().splitlines(keepends=True)[:300]
-    path = tmp_path / "corpus.tsv"
-    path.write_bytes(b"".join(lines + lines[:100] + [b"\xff\n", b"one column\n"]))
-    config = load_config("zh-en", overrides=[f"data.path={path}", "data.corpus=null"])
-    config["data"]["columns"] = COLUMNS
-    alone, alone_report = read_and_clean(config, chunk_lines=29)
-    shared, shared_report = read_and_clean(config, chunk_lines=29, workers=2)
-    assert shared_report.as_dict() == alone_report.as_dict()
-    assert shared_report.examples == alone_report.examples
-    assert shared.values.tolist() == alone.values.tolist()
+    config = repeated_slice_config(corpus_file, tmp_path, 300, 100)
+    alone = read_and_clean(config, chunk_lines=29)
+    assert_same_cleaning(read_and_clean(config, chunk_lines=29, workers=2), alone)
     assert worker_count(None, 10**6, 29) >= 1 and worker_count(3, 10**6, 29) == 3
     assert worker_count(3, 29, 29) == 1  # one chunk: no processes to start
 
