@@ -22,7 +22,7 @@ def test_empty_and_over_long_input_get_defined_answers(translator, capsys):
     long_line = "我们" * 500
     out = translator.translate(["", "   ", "我们走吧。", long_line])
     assert out[0].text == "" and out[1].text == ""
-    assert out[2].text
+    assert out[2].score < 0.0 and out[2].length >= 1  # searched (an empty line is not)
     # The over-long line translates as its first max_src_len pieces do, n-best and all.
     [first] = translator.encode_sources([long_line])
     assert len(first) == translator.max_src_len
