@@ -394,9 +394,12 @@ class History(NamedTuple):
                 weights = tf.where(on_path, tf.gather(step_attention, nxt, batch_dims=1), 0.0)
             return nxt, token, weights
 
-        start = (finished.parent, tf.zeros_like(finished.parent), tf.zeros([0]))
-        if with_attention:
-            start = (*start[:2], tf.zeros(tf.concat([tf.shape(finished.parent), [src_len]], 0)))
+        no_weights = tf.zeros(tf.concat([tf.shape(finished.parent), [src_len]], 0))
+        start = (
+            finished.parent,
+            tf.zeros_like(finished.parent),
+            no_weights if with_attention else tf.zeros([0]),
+        )
         _, ids, weights = tf.scan(
             back, (tf.range(t), tokens, parents, attention), start, reverse=True
         )
