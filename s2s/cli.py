@@ -252,6 +252,17 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from s2s import demo
+
+    if args.export:
+        engine = demo.SavedModelEngine(args.export)
+    else:
+        engine = demo.RunEngine(args.run, clusters=args.clusters)
+    demo.serve(engine, args.host, args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m s2s", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -341,6 +352,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sentence", default="我们走吧。", help="source sentence (attention)")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("demo", help="a translation page over a run (or a SavedModel)")
+    p.add_argument("--run", default="runs/zh-en")
+    p.add_argument("--export", help="an exported SavedModel version folder instead of a run")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--clusters", type=int, default=8, help="k-means clusters of encoder states")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("experiments", help="the experiment log table from run folders")
     p.add_argument("runs", nargs="+", help="run folders")

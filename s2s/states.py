@@ -34,7 +34,11 @@ class StateTrace:
 
 def encoder_states(model, tokenizer, sentences: list[str], batch_size: int = 64) -> StateTrace:
     """Run the encoder over ``sentences`` (already normalised) and keep every real position."""
-    ids = tokenizer.encode(sentences)
+    return states_of_ids(model, tokenizer, tokenizer.encode(sentences), batch_size)
+
+
+def states_of_ids(model, tokenizer, ids: list[list[int]], batch_size: int = 64) -> StateTrace:
+    """The encoder states of sentences given as piece ids (empty rows contribute nothing)."""
     rows, pieces, sentence, position = [], [], [], []
     for start in range(0, len(ids), batch_size):
         chunk = ids[start : start + batch_size]
@@ -44,15 +48,40 @@ def encoder_states(model, tokenizer, sentences: list[str], batch_size: int = 64)
             pieces.extend(tokenizer.sp.id_to_piece(int(t)) for t in seq)
             sentence.extend([start + i] * len(seq))
             position.extend(range(len(seq)))
-    return StateTrace(np.concatenate(rows), pieces, np.array(sentence), np.array(position))
+    states = np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
+    return StateTrace(states, pieces, np.array(sentence, int), np.array(position, int))
+
+
+@dataclass
+class Projection:
+    """A fitted PCA: ``project`` maps new states ``[N, D]`` into the same 2-D picture."""
+
+    mean: np.ndarray  # [D]
+    components: np.ndarray  # [dims, D]
+    explained: np.ndarray  # [dims] share of the variance each component explains
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        return (points - self.mean) @ self.components.T
+
+
+def fit_pca(points: np.ndarray, dims: int = 2) -> Projection:
+    """The top principal components of ``points [N, D]``."""
+    mean = points.mean(axis=0)
+    _, singular, vt = np.linalg.svd(points - mean, full_matrices=False)
+    variance = singular**2
+    return Projection(mean, vt[:dims], variance[:dims] / variance.sum())
 
 
 def pca(points: np.ndarray, dims: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Project on the top principal components: ``(projected [N, dims], explained ratio)``."""
-    centered = points - points.mean(axis=0)
-    _, singular, vt = np.linalg.svd(centered, full_matrices=False)
-    variance = singular**2
-    return centered @ vt[:dims].T, variance[:dims] / variance.sum()
+    projection = fit_pca(points, dims)
+    return projection.project(points), projection.explained
+
+
+def nearest(points: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """The index of the nearest center of each point: ``[N]``."""
+    squared = (points**2).sum(1, keepdims=True)
+    return (squared - 2 * points @ centers.T + (centers**2).sum(1)[None, :]).argmin(1)
 
 
 def kmeans(
@@ -66,10 +95,8 @@ def kmeans(
         centers.append(points[rng.choice(len(points), p=d2 / d2.sum())])
     centers = np.array(centers)
     labels = np.full(len(points), -1)
-    squared = (points**2).sum(1, keepdims=True)
     for _ in range(iterations):
-        distances = squared - 2 * points @ centers.T + (centers**2).sum(1)[None, :]
-        new = distances.argmin(1)
+        new = nearest(points, centers)
         if np.array_equal(new, labels):
             break
         labels = new

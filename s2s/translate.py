@@ -73,10 +73,13 @@ class Translator:
         self.traces = 0
         spec = [tf.TensorSpec([None, None], tf.int32)]
         self._search = tf.function(self._traced_search, input_signature=spec)
+        self._search_attention = tf.function(
+            lambda src: self._traced_search(src, return_attention=True), input_signature=spec
+        )
 
-    def _traced_search(self, src):
+    def _traced_search(self, src, return_attention: bool = False):
         self.traces += 1  # Python side effect: runs once per tracing, not per call
-        return self._search_fn(src)
+        return self._search_fn(src, return_attention)
 
     @classmethod
     def from_config(
@@ -115,25 +118,30 @@ class Translator:
             )
         return tuple(x[:, None] for x in out)
 
-    def search_ids(self, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Hypotheses per row of a padded id batch: ``(ids [B, N, T], scores [B, N])``."""
-        ids, scores = self._search(tf.constant(src))
-        return ids.numpy(), scores.numpy()
+    def search_ids(self, src: np.ndarray, attention: bool = False) -> tuple[np.ndarray, ...]:
+        """Hypotheses per row of a padded id batch: ``(ids [B, N, T], scores [B, N])``, and
+        with ``attention`` their weights ``[B, N, T, S]`` too."""
+        search = self._search_attention if attention else self._search
+        return tuple(x.numpy() for x in search(tf.constant(src)))
 
     def attention(self, sentence: str) -> tuple[list[str], list[str], np.ndarray]:
         """Source pieces, output pieces (with ``</s>``) and the attention weights ``[T, S]`` of
         the best translation of one sentence (for plots)."""
         [ids] = self.encode_sources([sentence])
-        out_ids, _, weights = self._search_fn(tf.constant([ids], tf.int32), True)
-        out = [int(i) for i in out_ids.numpy()[0, 0]]
+        out_ids, _, weights = self.search_ids(np.array([ids], np.int32), attention=True)
+        out = [int(i) for i in out_ids[0, 0]]
         out = out[: out.index(EOS_ID) + 1] if EOS_ID in out else out
         pieces = [self.tgt_tok.sp.id_to_piece(i) for i in out]
         source = [self.src_tok.sp.id_to_piece(i) for i in ids]
-        return source, pieces, weights.numpy()[0, 0, : len(out), : len(ids)]
+        return source, pieces, weights[0, 0, : len(out), : len(ids)]
+
+    def source_ids(self, sentences: Sequence[str]) -> list[list[int]]:
+        """Piece ids of each sentence, normalised as in training; not truncated."""
+        return self.src_tok.encode([normalize(s, self.src_lang, self.script) for s in sentences])
 
     def encode_sources(self, sentences: Sequence[str]) -> list[list[int]]:
-        texts = [normalize(s, self.src_lang, self.script) for s in sentences]
-        ids = self.src_tok.encode(texts)
+        """:meth:`source_ids` cut to what the model reads, with a warning for each cut."""
+        ids = self.source_ids(sentences)
         for n, seq in enumerate(ids):
             if len(seq) > self.max_src_len:
                 print(
