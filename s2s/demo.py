@@ -158,22 +158,18 @@ class RunEngine:
 
     def translator(self, request: TranslateRequest) -> Translator:
         """The traced search for these settings (kept: a new setting costs one tracing)."""
+        settings = self.settings(request)
         s = request.sampling
-        sampling = Sampling(s.temperature, s.top_k, s.seed) if s else None
-        key = (
-            request.beam_size,
-            request.alpha,
-            None if s is None else tuple(s.model_dump().values()),
-        )
+        key = (settings["beam_size"], settings["alpha"], s and tuple(s.model_dump().values()))
         if key not in self._translators:
             self._translators[key] = Translator.from_config(
                 self.model,
                 self.src_tok,
                 self.tgt_tok,
                 self.config,
-                sampling=sampling,
-                beam_size=request.beam_size,
-                alpha=request.alpha,
+                sampling=Sampling(s.temperature, s.top_k, s.seed) if s else None,
+                beam_size=settings["beam_size"],
+                alpha=settings["alpha"],
             )
             if len(self._translators) > TRANSLATORS_KEPT:
                 self._translators.popitem(last=False)

@@ -295,9 +295,10 @@ def test_the_page_translates_as_the_cli_does(server, trained_run, tmp_path):
         assert "beam 3" in driver.find_element(By.ID, "status").text
 
         heatmap = driver.find_element(By.ID, "heatmap")
-        labels = [t.text for t in heatmap.find_elements(By.CSS_SELECTOR, ".xtick text")]
-        pieces = post(server + "api/translate", {"text": sentence})["lines"][0]["source_pieces"]
-        assert labels == pieces  # every source piece labelled, none thinned out
+        line = post(server + "api/translate", {"text": sentence})["lines"][0]
+        for axis, pieces in (("x", line["source_pieces"]), ("y", line["hypotheses"][0]["pieces"])):
+            labels = [t.text for t in heatmap.find_elements(By.CSS_SELECTOR, f".{axis}tick text")]
+            assert labels == pieces  # every piece labelled as it is ("</s>" too), none thinned
         heatmap.screenshot(str(tmp_path / "heatmap.png"))
         assert (tmp_path / "heatmap.png").stat().st_size > 2000
 

@@ -31,6 +31,9 @@ async function api(path, body) {
   return data;
 }
 
+// Plotly reads labels as HTML: "</s>" would vanish and "<unk>" could too.
+const escape = (piece) => piece.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
 function status(message, error = false) {
   $("status").textContent = message;
   $("status").classList.toggle("error", error);
@@ -128,18 +131,22 @@ function showAttention(line, hyp) {
   const rows = hyp.pieces.map((_, t) => t);
   const cols = line.source_pieces.map((_, s) => s);
   const hover = hyp.attention.map((row, t) => row.map((w, s) =>
-    `${hyp.pieces[t]} ← ${line.source_pieces[s]}: ${w.toFixed(3)}`));
+    `${escape(hyp.pieces[t])} ← ${escape(line.source_pieces[s])}: ${w.toFixed(3)}`));
   const longest = Math.max(...hyp.pieces.map((p) => p.length));
+  const column = Math.max(40, 16 * Math.max(...line.source_pieces.map((p) => p.length)));
+  const slanted = column * cols.length > 900; // long pieces: slant the labels, keep them all
   const layout = {
     font: { family: FONT, size: 14 },
-    height: 110 + 28 * rows.length,
-    width: Math.min(1100, 140 + 10 * longest + 44 * cols.length),
-    margin: { l: 40 + 10 * longest, r: 20, t: 80, b: 20 },
-    xaxis: { tickvals: cols, ticktext: line.source_pieces, side: "top", tickangle: 0, fixedrange: true },
-    yaxis: { tickvals: rows, ticktext: hyp.pieces, autorange: "reversed", fixedrange: true },
+    height: (slanted ? 160 : 110) + 28 * rows.length,
+    width: Math.min(1100, 140 + 10 * longest + (slanted ? 40 : column) * cols.length),
+    margin: { l: 40 + 10 * longest, r: 20, t: slanted ? 130 : 80, b: 20 },
+    xaxis: { tickvals: cols, ticktext: line.source_pieces.map(escape), side: "top",
+      tickangle: slanted ? -60 : 0, fixedrange: true },
+    yaxis: { tickvals: rows, ticktext: hyp.pieces.map(escape), autorange: "reversed", fixedrange: true },
   };
   const trace = {
-    type: "heatmap", z: hyp.attention, x: cols, y: rows, zmin: 0, zmax: 1, colorscale: "Blues",
+    type: "heatmap", z: hyp.attention, x: cols, y: rows, zmin: 0, zmax: 1,
+    colorscale: [[0, "#ffffff"], [0.5, "#6baed6"], [1, "#08306b"]],
     customdata: hover, hovertemplate: "%{customdata}<extra></extra>", colorbar: { thickness: 12 },
   };
   const plot = $("heatmap");
@@ -185,15 +192,15 @@ async function showStates(text, id) {
     traces.push({
       type: "scatter", mode: "markers", name: `cluster ${c}`, hoverinfo: "text",
       x: idx.map((i) => map.points[i][0]), y: idx.map((i) => map.points[i][1]),
-      text: idx.map((i) => map.pieces[i]),
+      text: idx.map((i) => escape(map.pieces[i])),
       marker: { size: 5, opacity: 0.25, color: PALETTE[c % PALETTE.length] },
     });
   }
   traces.push({
     type: "scatter", mode: "lines+markers+text", name: "this sentence",
     x: sentence.points.map((p) => p[0]), y: sentence.points.map((p) => p[1]),
-    text: sentence.pieces, textposition: "top center", textfont: { size: 15 },
-    hovertext: sentence.pieces.map((p, i) => `${i + 1}. ${p}: cluster ${sentence.clusters[i]}`),
+    text: sentence.pieces.map(escape), textposition: "top center", textfont: { size: 15 },
+    hovertext: sentence.pieces.map((p, i) => `${i + 1}. ${escape(p)}: cluster ${sentence.clusters[i]}`),
     hoverinfo: "text", line: { color: "#444", width: 1 },
     marker: { size: 11, color: sentence.clusters.map((c) => PALETTE[c % PALETTE.length]),
       line: { color: "#000", width: 1 } },
