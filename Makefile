@@ -10,13 +10,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUN := env -u LANGUAGE LANG=C.UTF-8 LC_ALL=C.UTF-8 PYTHONUTF8=1 TF_CPP_MIN_LOG_LEVEL=2 $(PY)
 
-.PHONY: help install train translate evaluate export demo bench compare notebook test lint format clean
+.PHONY: help install train translate evaluate export lm demo bench compare notebook test lint format clean
 
 help:
 	@echo "make train LANG=zh-en [ARGS='--set train.epochs=2']  prepare, train, evaluate (runs/<pair>)"
 	@echo "make translate LANG=zh-en < input.txt               translate stdin with runs/<pair>"
 	@echo "make evaluate LANG=zh-en                            score runs/<pair> on its test split"
 	@echo "make export LANG=zh-en                              SavedModel in exports/<pair>/<version>"
+	@echo "make lm LANG=en [ARGS='--pair zh-en']               recurrent language model -> runs/lm-<lang>"
 	@echo "make demo LANG=zh-en [ARGS='--port 8000']            translation page on http://127.0.0.1:8000/"
 	@echo "make bench LANG=zh-en                               speed figures -> bench/results.json"
 	@echo "make compare LANG=zh-en                             cells x attention, 5 min each -> runs/compare/<pair>"
@@ -42,6 +43,9 @@ evaluate: install
 
 export: install
 	$(RUN) -m s2s export --run runs/$(PAIR) --out exports/$(PAIR) $(ARGS)
+
+lm: install
+	$(RUN) -m s2s lm train --lang $(LANG) --run runs/lm-$(LANG) $(ARGS)
 
 demo: install
 	$(RUN) -m s2s demo --run runs/$(PAIR) $(ARGS)

@@ -12,6 +12,7 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STOPPING = ("exact", "early")
 SCRIPTS = ("keep", "simplified")
 SPM_MODEL_TYPES = ("unigram", "bpe", "char", "word")
+SIDES = (None, "src", "tgt")
 
 # The config key each list governs; a list-valued key (compare.cells) has each item checked.
 BY_KEY = {
@@ -25,6 +26,7 @@ BY_KEY = {
     "data.chinese_script": SCRIPTS,
     "tokenizer.src.model_type": SPM_MODEL_TYPES,
     "tokenizer.tgt.model_type": SPM_MODEL_TYPES,
+    "lm.side": SIDES,
     "compare.cells": CELLS,
     "compare.attention": ATTENTION,
 }

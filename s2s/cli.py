@@ -94,6 +94,8 @@ def cmd_translate(args) -> int:
         beam_size=args.beam,
         alpha=args.alpha,
         batch_size=args.batch_size,
+        lm_run=args.lm_run,
+        lm_weight=args.lm_weight,
     )
     if args.nbest > max(1, translator.beam_size if sampling is None else 1):
         raise SystemExit(f"--nbest {args.nbest} needs a beam of at least {args.nbest}")
@@ -143,6 +145,9 @@ def cmd_evaluate(args) -> int:
     config, model, src_tok, tgt_tok = load_trained(args.run)
     if args.tokenize:
         config["eval"]["tokenize"] = args.tokenize
+    for key in ("lm_run", "lm_weight"):
+        if getattr(args, key) is not None:
+            config["search"][key] = getattr(args, key)
     paths = runs.RunPaths(Path(args.run))
     sets = data_lib.load_eval_sets(paths.data)
     names = [n for n in sets if n != "dev"] if args.split == "all" else [args.split]
@@ -158,7 +163,7 @@ def cmd_export(args) -> int:
 
     run = Path(args.run)
     out = Path(args.out) if args.out else Path("exports") / run.name
-    target = export(run, out, beam_size=args.beam)
+    target = export(run, out, beam_size=args.beam, lm_run=args.lm_run, lm_weight=args.lm_weight)
     _log(f"exported {run} to {target}")
     print(target)
     return 0
@@ -252,6 +257,61 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_lm_train(args) -> int:
+    from s2s.train_lm import side_of, train_lm
+    from s2s.trainer import TrainingDiverged
+
+    config = load_config(args.pair, args.config, args.overrides)
+    config["lm"]["side"] = side_of(config, args.lang)
+    run = args.run or f"runs/lm-{args.lang}"
+    try:
+        report = train_lm(config, run, Path(args.corpus) if args.corpus else None, log=_log)
+    except TrainingDiverged as e:
+        _log(f"error: {e}")
+        return 1
+    print(json.dumps(report))
+    return 0
+
+
+def _lm_lang(config: dict) -> str:
+    return config["data"][f"{config['lm']['side']}_lang"]
+
+
+def cmd_lm_sample(args) -> int:
+    from s2s.data import normalize
+    from s2s.language_model import continue_text
+    from s2s.runs import load_language_model
+    from s2s.vocab import EOS_ID
+
+    config, lm, tokenizer = load_language_model(args.run)
+    prefix = tokenizer.encode([normalize(args.prefix, _lm_lang(config))])[0] if args.prefix else []
+    ids, scores = continue_text(
+        lm, prefix, args.n, args.max_len, args.temperature, args.top_k, args.seed, args.greedy
+    )
+    for row, score in zip(ids.tolist(), scores, strict=True):
+        pieces = prefix + (row[: row.index(EOS_ID)] if EOS_ID in row else row)
+        text = tokenizer.decode([pieces])[0]
+        print(f"{text}\t{score:.3f}" if args.scores else text)
+    return 0
+
+
+def cmd_lm_score(args) -> int:
+    import math
+
+    from s2s.data import normalize
+    from s2s.language_model import sentence_log_probs
+    from s2s.runs import load_language_model
+
+    config, lm, tokenizer = load_language_model(args.run)
+    lines = [line.rstrip("\r\n") for line in sys.stdin]
+    ids = tokenizer.encode([normalize(line, _lm_lang(config)) for line in lines])
+    print("log_prob\tperplexity\tpieces\tsentence")
+    for line, seq, log_prob in zip(lines, ids, sentence_log_probs(lm, ids), strict=True):
+        n = len(seq) + 1  # </s> counted
+        print(f"{log_prob:.4f}\t{math.exp(-log_prob / n):.2f}\t{n}\t{line}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from s2s import demo
 
@@ -261,6 +321,13 @@ def cmd_demo(args) -> int:
         engine = demo.RunEngine(args.run, clusters=args.clusters)
     demo.serve(engine, args.host, args.port)
     return 0
+
+
+def _fusion_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lm-run", help="shallow fusion: a target-side language model run")
+    parser.add_argument(
+        "--lm-weight", type=float, help="log p_tm + weight * log p_lm (default: the config's)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -299,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
     p.add_argument("--top-k", type=int, default=0, help="sample from the k best tokens (0: all)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same output)")
+    _fusion_args(p)
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("evaluate", help="score a run's split, or a hypothesis file")
@@ -319,12 +387,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN",
         help="compare runs' test translations (paired bootstrap; the first is the baseline)",
     )
+    _fusion_args(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", help="write a string-in, string-out SavedModel for serving")
     p.add_argument("--run", default="runs/zh-en")
     p.add_argument("--out", help="versioned export folder (default exports/<run name>)")
     p.add_argument("--beam", type=int, help="beam size; default from the run's config")
+    _fusion_args(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("bench", help="measure training, input, search and serving speed")
@@ -352,6 +422,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sentence", default="我们走吧。", help="source sentence (attention)")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.set_defaults(func=cmd_plot)
+
+    lm = sub.add_parser("lm", help="recurrent language models: train, sample, score")
+    lm_sub = lm.add_subparsers(dest="lm_command", required=True)
+    p = lm_sub.add_parser("train", help="train a language model on one side of a pair's corpus")
+    p.add_argument("--lang", required=True, help="the side's language, e.g. en")
+    p.add_argument(
+        "--pair", default="zh-en", help="the pair whose corpus to read (data/<pair>.yaml)"
+    )
+    p.add_argument("--config", help="a config file instead of data/<pair>.yaml")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE"
+    )
+    p.add_argument("--run", help="run folder (default runs/lm-<lang>)")
+    p.add_argument("--corpus", help="corpus file instead of the manifest's")
+    p.set_defaults(func=cmd_lm_train)
+    p = lm_sub.add_parser("sample", help="new sentences from a language model")
+    p.add_argument("--run", required=True)
+    p.add_argument("--n", type=int, default=10, help="how many sentences")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0, help="sample from the k best pieces (0: all)")
+    p.add_argument("--seed", type=int, default=0, help="the same seed, the same sentences")
+    p.add_argument("--prefix", default="", help="text every sentence continues")
+    p.add_argument("--max-len", type=int, default=50, help="pieces at most (then </s>)")
+    p.add_argument("--greedy", action="store_true", help="the most likely continuation")
+    p.add_argument("--scores", action="store_true", help="also print each sentence's log P")
+    p.set_defaults(func=cmd_lm_sample)
+    p = lm_sub.add_parser("score", help="log-probability and perplexity of each stdin line")
+    p.add_argument("--run", required=True)
+    p.set_defaults(func=cmd_lm_score)
 
     p = sub.add_parser("demo", help="a translation page over a run (or a SavedModel)")
     p.add_argument("--run", default="runs/zh-en")

@@ -170,6 +170,18 @@ def validate(config: dict) -> None:
         )
     if config["search"]["beam_size"] < 1:
         raise ConfigError("search.beam_size must be at least 1")
+    lm = config["lm"]
+    if lm["tie_embeddings"] and lm["units"] != lm["embedding_dim"]:
+        raise ConfigError(
+            f"lm.tie_embeddings needs lm.units == lm.embedding_dim "
+            f"({lm['units']} != {lm['embedding_dim']})"
+        )
+    if lm["layers"] < 1:
+        raise ConfigError("lm.layers must be at least 1")
+    if config["search"]["lm_weight"] < 0:
+        raise ConfigError("search.lm_weight must be 0 or more")
+    if config["search"]["lm_weight"] and not config["search"]["lm_run"]:
+        raise ConfigError("search.lm_weight needs search.lm_run (a language model run)")
     boundaries = config["train"]["bucket_boundaries"]
     if list(boundaries) != sorted(set(boundaries)):
         raise ConfigError("train.bucket_boundaries must be strictly increasing")
@@ -181,7 +193,8 @@ def check_choices(config: dict) -> None:
         value = get(config, dotted)
         for item in value if isinstance(value, list) else [value]:
             if item not in allowed:
-                raise ConfigError(f"{dotted} must be one of {', '.join(allowed)}, not {item!r}")
+                names = ", ".join("null" if a is None else a for a in allowed)
+                raise ConfigError(f"{dotted} must be one of {names}, not {item!r}")
 
 
 def save_config(config: dict, path: Path) -> None:

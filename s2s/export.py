@@ -39,6 +39,7 @@ import tensorflow_text as tf_text
 
 # The private patterns too: the graph must remove and collapse exactly what normalize() does.
 from s2s.data import _CONTROL, _SPACES, CJK_PUNCTUATION, simplified
+from s2s.language_model import ShallowFusion
 from s2s.search import beam_search, greedy_search
 from s2s.vocab import EOS_ID, PAD_ID, UNK_ID
 
@@ -164,6 +165,8 @@ class Translation(tf.Module):
         stopping: str = "exact",
         src_lang: str = "",
         script: str = "keep",
+        lm=None,
+        lm_weight: float = 0.0,
     ):
         super().__init__(name="translation")
         self.src_tables = normalization_tables(src_lang, script)
@@ -173,6 +176,11 @@ class Translation(tf.Module):
         _give_variables_unique_names(model)
         self.weights = [v.value for v in model.variables]
         self.__dict__["model"] = model
+        if lm is not None:  # shallow fusion: the language model lives in the same graph
+            _give_variables_unique_names(lm, prefix="lm/")
+            self.lm_weights = [v.value for v in lm.variables]
+        self.__dict__["lm"] = lm
+        self.lm_weight = lm_weight
         # Distinct names matter: the op's kernel shares its model by node name, and two unnamed
         # tokenizers would read the same model once the SavedModel is loaded.
         self.src_sp = tf_text.SentencepieceTokenizer(
@@ -197,6 +205,13 @@ class Translation(tf.Module):
         first_column = tf.equal(tf.range(tf.shape(ids)[1]), 0)[None, :]
         return tf.where(tf.logical_and(empty[:, None], first_column), EOS_ID, ids), empty
 
+    @property
+    def search_model(self):
+        """The model search reads: fused with the language model when there is one."""
+        if self.lm is None:
+            return self.model
+        return ShallowFusion(self.model, self.lm, self.lm_weight)
+
     def _detokenize(self, ids):
         """``[M, T]`` ids -> ``[M]`` strings, dropping ``</s>`` and what follows it, and padding."""
         ended = tf.cumsum(tf.cast(tf.equal(ids, EOS_ID), tf.int32), axis=1) > 0
@@ -209,11 +224,13 @@ class Translation(tf.Module):
         """``(translations [N, K], scores [N, K])``, best first."""
         src, empty = self._source_ids(text)
         if self.beam_size == 1:
-            ids, scores = greedy_search(self.model, src, self.alpha, self.max_len_a, self.max_len_b)
+            ids, scores = greedy_search(
+                self.search_model, src, self.alpha, self.max_len_a, self.max_len_b
+            )
             ids, scores = ids[:, None, :], scores[:, None]
         else:
             ids, scores = beam_search(
-                self.model,
+                self.search_model,
                 src,
                 self.beam_size,
                 self.alpha,
@@ -242,7 +259,7 @@ class Translation(tf.Module):
         return {"translations": texts, "scores": scores}
 
 
-def _give_variables_unique_names(model) -> None:
+def _give_variables_unique_names(model, prefix: str = "") -> None:
     """Back every Keras variable with a ``tf.Variable`` named by its unique path.
 
     Keras names the TensorFlow variables it creates by their short name (``kernel``) inside
@@ -252,7 +269,8 @@ def _give_variables_unique_names(model) -> None:
     """
     seen: set[str] = set()
     for i, variable in enumerate(model.variables):
-        name = variable.path if variable.path not in seen else f"{variable.path}_{i}"
+        path = prefix + variable.path
+        name = path if path not in seen else f"{path}_{i}"
         seen.add(name)
         variable._value = tf.Variable(variable.value, trainable=variable.trainable, name=name)
 
@@ -263,12 +281,21 @@ def next_version(folder: Path) -> int:
     return max(versions, default=0) + 1
 
 
-def export(run_dir: str | Path, out_dir: str | Path, beam_size: int | None = None) -> Path:
-    """Export the run's best model to ``out_dir/<next version>/``; returns that folder."""
-    from s2s.runs import load_trained
+def export(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    beam_size: int | None = None,
+    lm_run: str | None = None,
+    lm_weight: float | None = None,
+) -> Path:
+    """Export the run's best model to ``out_dir/<next version>/``; returns that folder.
+    ``lm_run``/``lm_weight`` (default: the run's ``search`` settings) put a language model for
+    shallow fusion into the graph."""
+    from s2s.runs import fusion_model, load_trained
 
     config, model, src_tok, tgt_tok = load_trained(run_dir)
-    search = {**config["search"], **({"beam_size": beam_size} if beam_size else {})}
+    given = {"beam_size": beam_size, "lm_run": lm_run, "lm_weight": lm_weight}
+    search = {**config["search"], **{k: v for k, v in given.items() if v is not None}}
     module = Translation(
         model,
         src_tok.serialized(),
@@ -281,6 +308,8 @@ def export(run_dir: str | Path, out_dir: str | Path, beam_size: int | None = Non
         stopping=search["stopping"],
         src_lang=config["data"]["src_lang"],
         script=config["data"].get("chinese_script", "keep"),  # as Translator.from_config
+        lm=fusion_model(search, tgt_tok),
+        lm_weight=search.get("lm_weight", 0.0),
     )
     out_dir = Path(out_dir)
     target = out_dir / str(next_version(out_dir))
@@ -289,7 +318,16 @@ def export(run_dir: str | Path, out_dir: str | Path, beam_size: int | None = Non
         "src_lang": config["data"]["src_lang"],
         "tgt_lang": config["data"]["tgt_lang"],
         "search": {
-            k: search[k] for k in ("beam_size", "alpha", "max_len_a", "max_len_b", "stopping")
+            k: search.get(k)
+            for k in (
+                "beam_size",
+                "alpha",
+                "max_len_a",
+                "max_len_b",
+                "stopping",
+                "lm_run",
+                "lm_weight",
+            )
         },
         "max_src_pieces": module.max_src_len,
         "signatures": {

@@ -98,6 +98,7 @@ def shard_dataset(
     shuffle_buffer: int,
     workers: int = 1,
     worker: int = 0,
+    side: str | None = None,
 ) -> tf.data.Dataset:
     """The endless training stream over TFRecord shards (:mod:`s2s.shards`), batched as
     :func:`training_dataset` batches.
@@ -106,7 +107,8 @@ def shard_dataset(
     random order, reads 4 at a time interleaved, and shuffles pairs in a buffer of
     ``shuffle_buffer``: memory is bounded by the buffer, not the corpus. Every stage is one
     that ``tf.train.Checkpoint`` can save the position of, so a resumed run continues with
-    the very next batch. Deterministic under ``seed``.
+    the very next batch. Deterministic under ``seed``. ``side`` (``src`` or ``tgt``): one side
+    of each pair, as a language model reads it (see :func:`one_side`).
     """
     if workers > len(files):
         raise ValueError(f"{len(files)} shards cannot be shared by {workers} workers")
@@ -115,11 +117,20 @@ def shard_dataset(
     ds = paths.interleave(tf.data.TFRecordDataset, cycle_length=4, block_length=1)
     ds = ds.shuffle(shuffle_buffer, seed=seed + 1, reshuffle_each_iteration=True)
     ds = ds.map(decode_record, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if side is not None:
+        ds = ds.map(one_side(side), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = bucketed_batches(ds, buckets)
     options = tf.data.Options()
     options.deterministic = True
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def one_side(side: str):
+    """``(src, tgt)`` -> ``(empty, side's ids)``: a language model's sentences, batched as pairs
+    with an empty source."""
+    pick = 0 if side == "src" else 1
+    return lambda src, tgt: (tf.zeros([0], tf.int32), (src, tgt)[pick])
 
 
 def bucketed_batches(pairs: tf.data.Dataset, buckets: Buckets) -> tf.data.Dataset:

@@ -23,6 +23,8 @@ import keras
 
 from s2s import choices
 from s2s.config import ConfigError, coerce_types, defaults, merge, read_yaml, save_config
+from s2s.language_model import RecurrentLM
+from s2s.language_model import from_config_dict as lm_from_config
 from s2s.model import Seq2Seq
 from s2s.tokenizer import Tokenizer
 
@@ -84,7 +86,7 @@ class RunPaths:
 
 
 # Sections whose change makes an existing run's data, vocabularies or weights meaningless.
-_FIXED_SECTIONS = ("data", "tokenizer", "model")
+_FIXED_SECTIONS = ("data", "tokenizer", "model", "lm")
 
 
 def read_config(paths: RunPaths) -> dict:
@@ -186,3 +188,45 @@ def load_trained(run_dir: str | Path, weights: str = "best"):
             raise FileNotFoundError(f"{path} does not exist: the run has no checkpoint yet")
         model.load_weights(path)
     return config, model, src_tok, tgt_tok
+
+
+def data_paths(config: dict, paths: RunPaths) -> RunPaths:
+    """Where a run's data, SentencePiece models and shards live: its own folder, or for a
+    language model with ``lm.data_from`` that translation run's (the same vocabulary)."""
+    source = config["lm"]["data_from"]
+    if source is None:
+        return paths
+    other = RunPaths(Path(source))
+    if not (other.spm("src").exists() and other.spm("tgt").exists()):
+        raise ConfigError(f"lm.data_from: {source} has no SentencePiece models (spm/)")
+    return other
+
+
+def load_language_model(run_dir: str | Path) -> tuple[dict, RecurrentLM, Tokenizer]:
+    """``(config, model, tokenizer)`` of a trained language model run (its best weights)."""
+    paths = RunPaths(Path(run_dir))
+    config = read_config(paths)
+    if config["lm"]["side"] is None:
+        raise ConfigError(f"{run_dir} is not a language model run (its lm.side is unset)")
+    tokenizer = Tokenizer(data_paths(config, paths).spm(config["lm"]["side"]))
+    if paths.model.exists():
+        return config, keras.saving.load_model(paths.model, compile=False), tokenizer
+    model = lm_from_config(config["lm"], config["model"]["cell"], tokenizer.vocab_size)
+    if not paths.best_weights.exists():
+        raise FileNotFoundError(f"{paths.best_weights} does not exist: the run has no checkpoint")
+    model.load_weights(paths.best_weights)
+    return config, model, tokenizer
+
+
+def fusion_model(search: dict, tgt_tok: Tokenizer) -> RecurrentLM | None:
+    """The language model of ``search.lm_run`` when ``search.lm_weight`` is set, checked to
+    share the translation model's target vocabulary."""
+    if not search.get("lm_weight"):
+        return None
+    _, lm, tokenizer = load_language_model(search["lm_run"])
+    if tokenizer.serialized() != tgt_tok.serialized():
+        raise ConfigError(
+            f"search.lm_run {search['lm_run']}: its vocabulary is not this model's target "
+            "vocabulary (train it with --set lm.data_from=<the translation run>)"
+        )
+    return lm

@@ -119,7 +119,10 @@ class RandomSampler:
         self.temperature, self.top_k, self.seed = temperature, top_k, seed
 
     def __call__(self, log_probs, t):
-        logits = log_probs / self.temperature
+        never = tf.one_hot(
+            [PAD_ID, BOS_ID], tf.shape(log_probs)[-1], on_value=True, off_value=False
+        )
+        logits = tf.where(tf.reduce_any(never, 0), NEG_INF, log_probs / self.temperature)
         if self.top_k:
             kth = tf.math.top_k(logits, k=self.top_k).values[:, -1:]
             logits = tf.where(logits < kth, NEG_INF, logits)
@@ -225,13 +228,37 @@ class BeamSearch:
 # -- the loop ----------------------------------------------------------------------------------
 
 
-def decode(model, src, strategy, max_len_a: float = 1.5, max_len_b: int = 10, attention=False):
+def next_log_probs(model, logits):
+    """Log-probabilities of the next token from ``decode_step``'s output: a log-softmax, unless
+    the model gives scores of its own (``scores_are_log_probs``: shallow fusion). ``<pad>`` and
+    ``<s>`` are never chosen (no sentence holds them; an untrained model gives them mass); the
+    other tokens keep their log-probabilities as they are."""
+    if getattr(model, "scores_are_log_probs", False):
+        log_probs = logits
+    else:
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+    ids = tf.range(tf.shape(log_probs)[-1])
+    never = tf.logical_or(tf.equal(ids, PAD_ID), tf.equal(ids, BOS_ID))
+    return tf.where(never[None, :], NEG_INF, log_probs)
+
+
+def decode(
+    model,
+    src,
+    strategy,
+    max_len_a: float = 1.5,
+    max_len_b: int = 10,
+    attention=False,
+    start=None,
+):
     """Search ``src [B, S]`` with ``strategy``; see the module docstring.
 
     ``model``: ``encode(src) -> (memory, keys, mask, states)`` and ``decode_step(tokens [A*K],
     states, memory [A, S, D], keys, mask, beam=K) -> (logits [A*K, V], states, weights
     [A*K, S])``. Returns ``(ids [B, K, T], scores [B, K])``, best first, ids ending in ``</s>``
     then padding, plus each hypothesis' attention weights ``[B, K, T, S]`` when asked.
+    ``start``: the first token each sentence is fed ``[B]`` (default ``<s>``; a language model
+    continuing a prefix is fed the prefix's last piece).
     """
     k = strategy.width
     batch, src_len = tf.shape(src)[0], tf.shape(src)[1]
@@ -240,7 +267,7 @@ def decode(model, src, strategy, max_len_a: float = 1.5, max_len_b: int = 10, at
     first_only = tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], axis=0)  # one start, not K copies
     active = Active(
         index=tf.range(batch),
-        tokens=tf.fill([batch * k], BOS_ID),
+        tokens=tf.fill([batch * k], BOS_ID) if start is None else tf.repeat(start, k),
         states=tf.nest.map_structure(lambda s: tf.repeat(s, k, axis=0), states),
         memory=memory,
         keys=keys,
@@ -255,7 +282,7 @@ def decode(model, src, strategy, max_len_a: float = 1.5, max_len_b: int = 10, at
         logits, states, weights = model.decode_step(
             active.tokens, active.states, active.memory, active.keys, active.mask, beam=k
         )
-        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+        log_probs = next_log_probs(model, logits)
         forced = t >= active.limit
         step = strategy.step(
             t, log_probs, active.alive_log_prob, active.finished, forced, active.limit

@@ -95,6 +95,18 @@ class DevScorer:
             config,
         )
 
+    @staticmethod
+    def objective(dev: dict) -> float:
+        """What patience and the best checkpoint follow (higher is better)."""
+        return dev["val_bleu"]
+
+    @staticmethod
+    def summary(dev: dict) -> str:
+        return (
+            f"dev ppl {math.exp(min(dev['val_nll'], 50)):.1f}  dev BLEU {dev['val_bleu']:.2f}  "
+            f"chrF {dev['val_chrf']:.2f}"
+        )
+
     def __call__(self, model: keras.Model) -> dict:
         losses = model.evaluate(self.dev_batches, verbose=0, return_dict=True)
         scores = dev_scores(self.translator, self.dev, self.config)
@@ -115,17 +127,18 @@ def dev_scores(translator: Translator, dev: EvalSet, config: dict):
 
 
 class Patience:
-    """Stop after ``patience`` intervals without a dev BLEU gain; under the plateau schedule,
-    halve the learning rate after ``plateau`` intervals without one."""
+    """Stop after ``patience`` intervals without a dev gain (the scorer's ``objective``: BLEU
+    for translation); under the plateau schedule, halve the learning rate after ``plateau``
+    intervals without one. ``state["best_bleu"]`` holds the best objective."""
 
     def __init__(self, patience: int, plateau: int | None):
         self.patience, self.plateau = patience, plateau
 
-    def update(self, state: dict, bleu: float, step: int) -> bool:
-        """Record an interval's dev BLEU; returns whether it is the best so far."""
-        improved = state["best_bleu"] is None or bleu > state["best_bleu"]
+    def update(self, state: dict, objective: float, step: int) -> bool:
+        """Record an interval's dev objective; returns whether it is the best so far."""
+        improved = state["best_bleu"] is None or objective > state["best_bleu"]
         if improved:
-            state.update(best_bleu=bleu, best_step=step, best_eval=state["evals"], stale=0)
+            state.update(best_bleu=objective, best_step=step, best_eval=state["evals"], stale=0)
         else:
             state["stale"] += 1
         return improved
@@ -209,7 +222,7 @@ class Loop:
     inputs: tf.train.Checkpoint | None  # tracks ``iterator`` (None: not checkpointable)
     interval: Interval
     checkpoints: Checkpoints
-    scorer: DevScorer
+    scorer: DevScorer  # or any callable with objective() and summary() (train_lm.LMScorer)
     patience: Patience
     log: TrainLog
     max_steps: int
@@ -272,7 +285,7 @@ def end_interval(loop: Loop, state: dict, logs: dict, steps: int, seconds: float
     t = time.perf_counter()
     dev = loop.scorer(model)
     state["evals"] += 1
-    improved = loop.patience.update(state, dev["val_bleu"], step)
+    improved = loop.patience.update(state, loop.scorer.objective(dev), step)
     if improved:
         loop.checkpoints.save_best(model)
     loop.checkpoints.save(step, model, loop.inputs, state)
@@ -294,12 +307,11 @@ def end_interval(loop: Loop, state: dict, logs: dict, steps: int, seconds: float
         metric.reset_state()
     say(
         f"step {step:,} (epoch {row['epoch']:.2f}): loss {row['loss']:.3f}  "
-        f"dev ppl {math.exp(min(dev['val_nll'], 50)):.1f}  dev BLEU {dev['val_bleu']:.2f}  "
-        f"chrF {dev['val_chrf']:.2f}{'  (best)' if improved else ''}  "
+        f"{loop.scorer.summary(dev)}{'  (best)' if improved else ''}  "
         f"[{row['tok_s']:,} tok/s, dev {time.perf_counter() - t:.0f}s, "
         f"{state['elapsed_s'] / 60:.1f} min in]" + (f"  learning rate -> {rate:g}" if rate else "")
     )
     if loop.patience.should_stop(state):
-        say(f"no dev BLEU gain for {loop.patience.patience} intervals: stopping")
+        say(f"no dev gain for {loop.patience.patience} intervals: stopping")
         return True
     return False

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from s2s.data import normalize
+from s2s.language_model import ShallowFusion
 from s2s.pipeline import pad_batch
 from s2s.search import beam_search, greedy_search, sample_search
 from s2s.tokenizer import Tokenizer
@@ -63,6 +64,8 @@ class Translator:
         sampling: Sampling | None = None,
         stopping: str = "exact",
         script: str = "keep",
+        lm=None,
+        lm_weight: float = 0.0,
     ):
         self.model, self.src_tok, self.tgt_tok = model, src_tokenizer, tgt_tokenizer
         self.src_lang = src_lang
@@ -70,6 +73,7 @@ class Translator:
         self.max_len_a, self.max_len_b = max_len_a, max_len_b
         self.batch_size, self.max_src_len = batch_size, max_src_len
         self.sampling, self.stopping, self.script = sampling, stopping, script
+        self.lm, self.lm_weight = lm, lm_weight
         self.traces = 0
         spec = [tf.TensorSpec([None, None], tf.int32)]
         self._search = tf.function(self._traced_search, input_signature=spec)
@@ -85,6 +89,10 @@ class Translator:
     def from_config(
         cls, model, src_tokenizer, tgt_tokenizer, config: dict, sampling=None, **overrides
     ):
+        """Search settings of ``config["search"]``, ``overrides`` (None: the config's) on top;
+        ``lm_run``/``lm_weight`` load a language model for shallow fusion."""
+        from s2s.runs import fusion_model
+
         search = {**config["search"], **{k: v for k, v in overrides.items() if v is not None}}
         return cls(
             model,
@@ -100,7 +108,16 @@ class Translator:
             sampling=sampling,
             stopping=search["stopping"],
             script=config["data"].get("chinese_script", "keep"),  # runs older than the key: keep
+            lm=fusion_model(search, tgt_tokenizer),
+            lm_weight=search.get("lm_weight", 0.0),
         )
+
+    @property
+    def search_model(self):
+        """What search reads: the model, or the model fused with the language model."""
+        if self.lm is None:
+            return self.model
+        return ShallowFusion(self.model, self.lm, self.lm_weight)
 
     def _search_fn(self, src, return_attention: bool = False):
         """``(ids [B, N, T], scores [B, N][, attention [B, N, T, S]])``, best first."""
@@ -108,13 +125,13 @@ class Translator:
         if self.sampling is not None:
             s = self.sampling
             out = sample_search(
-                self.model, src, s.temperature, s.top_k, s.seed, *lengths, return_attention
+                self.search_model, src, s.temperature, s.top_k, s.seed, *lengths, return_attention
             )
         elif self.beam_size == 1:
-            out = greedy_search(self.model, src, *lengths, return_attention)
+            out = greedy_search(self.search_model, src, *lengths, return_attention)
         else:
             return beam_search(
-                self.model, src, self.beam_size, *lengths, return_attention, self.stopping
+                self.search_model, src, self.beam_size, *lengths, return_attention, self.stopping
             )
         return tuple(x[:, None] for x in out)
 
