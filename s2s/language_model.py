@@ -251,15 +251,14 @@ def continue_text(
     [n])`` by sampling (``temperature``, ``top_k``, ``seed``: the same seed, the same
     samples) or greedily."""
     sampler = BestSampler() if greedy else RandomSampler(temperature, top_k, seed)
-    src = tf.constant(np.tile(np.array(prefix, np.int32)[None, :], (n, 1)).reshape(n, len(prefix)))
-    model = LMSearch(lm)
-    ids, scores = _continue(model, src, SinglePath(sampler), max_len)
+    model, strategy = LMSearch(lm), SinglePath(sampler)
+    search = tf.function(  # rows unknown when traced, as in Translator: the loop may shrink them
+        lambda src: decode(model, src, strategy, 0.0, max_len, start=LMSearch.start(src)),
+        input_signature=[tf.TensorSpec([None, len(prefix)], tf.int32)],
+    )
+    src = np.tile(np.array(prefix, np.int32).reshape(1, -1), (n, 1))
+    ids, scores = search(tf.constant(src))
     return ids.numpy()[:, 0], scores.numpy()[:, 0]
-
-
-@tf.function
-def _continue(model, src, strategy, max_len):
-    return decode(model, src, strategy, 0.0, max_len, start=LMSearch.start(src))
 
 
 class ShallowFusion:

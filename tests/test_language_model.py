@@ -110,10 +110,11 @@ def greedy_by_hand(lm, prefix, max_len):
     return out[len(prefix) :]
 
 
-@pytest.mark.parametrize("prefix", [[], [7], [7, 12, 30]])
-def test_greedy_continuation_reads_the_prefix_as_the_model_does(prefix):
+@pytest.mark.parametrize(("prefix", "n"), [([], 1), ([7], 2), ([7, 12, 30], 3)])
+def test_greedy_continuation_reads_the_prefix_as_the_model_does(prefix, n):
     lm = tiny_lm("lstm", 2)
-    ids, _ = continue_text(lm, prefix, n=2, max_len=8, greedy=True)
+    ids, _ = continue_text(lm, prefix, n=n, max_len=8, greedy=True)
+    assert len(ids) == n
     expected = greedy_by_hand(lm, prefix, 8)
     for row in ids:
         got = [int(t) for t in row[: len(expected)]]

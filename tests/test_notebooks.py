@@ -9,8 +9,13 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SECONDS_PER_NOTEBOOK = 240
 
 
-def test_the_three_notebooks_are_there():
-    assert [p.stem for p in NOTEBOOKS] == ["01_data", "02_model", "03_hidden_states"]
+def test_the_four_notebooks_are_there():
+    assert [p.stem for p in NOTEBOOKS] == [
+        "01_data",
+        "02_model",
+        "03_hidden_states",
+        "04_language_model",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -23,13 +28,17 @@ def test_notebooks_are_committed_without_outputs(path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_top_to_bottom_on_a_trained_run(path, trained_run, corpus_file, monkeypatch):
+def test_notebook_runs_top_to_bottom_on_a_trained_run(
+    path, trained_run, corpus_file, monkeypatch, tmp_path
+):
     from nbclient import NotebookClient
 
     monkeypatch.setenv("S2S_RUN", str(trained_run))
     monkeypatch.setenv("S2S_CORPUS_DIR", str(corpus_file.parent.parent))
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    monkeypatch.setenv("S2S_LM_MINUTES", "0.1")  # 04: six language models of 6 s each
+    monkeypatch.setenv("S2S_LM_DIR", str(tmp_path))
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
         notebook,
