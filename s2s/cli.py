@@ -76,7 +76,28 @@ def cmd_prepare(args) -> int:
         print(corpus_stats.render(stats, config))
         langs = (data["src_lang"], data["tgt_lang"])
         _log(f"written to {corpus_stats.length_histogram(stats['lengths'], args.plot, langs)}")
+    if args.lm_run:
+        _least_likely(splits.train, args.lm_run, args.least_likely)
     return 0
+
+
+def _least_likely(train, lm_run: str, n: int) -> None:
+    """Print the ``n`` training pairs a language model finds least likely per piece: the odd
+    lines of a corpus (wrong language, misaligned, boilerplate)."""
+    import math
+
+    from s2s.language_model import sentence_log_probs
+    from s2s.runs import load_language_model
+
+    config, lm, tokenizer = load_language_model(lm_run)
+    side = config["lm"]["side"]
+    ids = tokenizer.encode(train[side].tolist())
+    per_piece = -sentence_log_probs(lm, ids) / [len(x) + 1 for x in ids]
+    print(f"the {n} training pairs least likely to {lm_run} ({side} side), per piece:")
+    print("perplexity\tline\tsrc\ttgt")
+    for i in per_piece.argsort()[::-1][:n]:
+        row = train.iloc[int(i)]
+        print(f"{math.exp(per_piece[i]):.1f}\t{row['line']}\t{row['src']}\t{row['tgt']}")
 
 
 def cmd_translate(args) -> int:
@@ -351,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--plot", default="lengths.png", help="--stats: length histogram PNG")
     p.add_argument("--spm", help="--stats: a run's spm/ folder (default: train models now)")
+    p.add_argument("--lm-run", help="a language model run: report the least likely pairs")
+    p.add_argument("--least-likely", type=int, default=20, help="--lm-run: how many pairs")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("translate", help="translate stdin (or --input) line by line")

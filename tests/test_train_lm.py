@@ -116,3 +116,14 @@ def test_a_language_model_of_another_vocabulary_is_refused(trained_run, lm_run, 
     config, model, src_tok, tgt_tok = load_trained(trained_run)
     with pytest.raises(ConfigError, match=r"lm\.data_from"):
         Translator.from_config(model, src_tok, tgt_tok, config, lm_run=other, lm_weight=0.2)
+
+
+def test_prepare_reports_the_pairs_the_language_model_finds_least_likely(lm_run, corpus_file):
+    tiny = [arg for item in TINY if item.startswith("data.") for arg in ("--set", item)]
+    args = ("--corpus", str(corpus_file), "--lm-run", str(lm_run), "--least-likely", "3")
+    out = run_cli("prepare", "--lang", "zh-en", *tiny, *args)
+    header = out.index("perplexity\tline\tsrc\ttgt")
+    rows = [line.split("\t") for line in out[header + 1 :]]
+    assert len(rows) == 3 and all(len(row) == 4 for row in rows)
+    perplexities = [float(row[0]) for row in rows]
+    assert perplexities == sorted(perplexities, reverse=True)  # the least likely first
