@@ -23,7 +23,6 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -438,23 +437,11 @@ def plotly_bundle() -> Path:
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
-@dataclass
-class Served:
-    """How to reach a started server (for messages and tests)."""
-
-    host: str
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}/"
-
-
 def serve(engine, host: str = "127.0.0.1", port: int = 8000, warm: bool = True) -> None:
     """Run the page until interrupted; ``warm`` traces the default search first."""
     import uvicorn
 
     if warm:
         engine.translate(TranslateRequest(text="warm up"))
-    print(f"s2s demo of {engine.info()['run']} on {Served(host, port).url}", flush=True)
+    print(f"s2s demo of {engine.info()['run']} on http://{host}:{port}/", flush=True)
     uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")

@@ -79,9 +79,8 @@ def _ppl(nll: float) -> float:
 
 def lm_batches(ids: list[list[int]], buckets: Buckets) -> tf.data.Dataset:
     """Teacher-forced batches of sentences (an empty source each), in order."""
-    empty = [[] for _ in ids]
-    _, ids, _ = filter_long(empty, ids, buckets)
-    return training_dataset([[] for _ in ids], ids, buckets, shuffle=False)
+    _, ids, _ = filter_long([[]] * len(ids), ids, buckets)
+    return training_dataset([[]] * len(ids), ids, buckets, shuffle=False)
 
 
 def train_lm(config: dict, run_dir: str | Path, corpus: Path | None = None, log=print) -> dict:
