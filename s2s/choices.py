@@ -6,7 +6,7 @@ any work starts. A module of its own, with no imports, so that both can use it w
 CELLS = ("lstm", "gru", "mgu", "rnn")
 ATTENTION = ("dot", "general", "additive")
 BRIDGES = ("final", "projection", "zeros")
-LR_SCHEDULES = ("constant", "inverse_sqrt", "plateau")
+LR_SCHEDULES = ("constant", "inverse_sqrt", "plateau", "budget")
 STRATEGIES = ("one_device", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STOPPING = ("exact", "early")

@@ -163,6 +163,8 @@ def validate(config: dict) -> None:
         raise ConfigError("train.eval_minutes must be positive, or null (no time interval)")
     if min(train["shuffle_buffer"], config["tokenizer"]["sample_sentences"]) < 1:
         raise ConfigError("train.shuffle_buffer and tokenizer.sample_sentences must be at least 1")
+    if not 0 <= train["decay_from"] < 1:
+        raise ConfigError(f"train.decay_from must be in [0, 1), not {train['decay_from']}")
     workers = config["data"]["workers"]
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ConfigError(

@@ -33,6 +33,7 @@ from s2s.trainer import (
     Patience,
     TrainingDiverged,
     TrainLog,
+    budget_decay,
     dev_scores,
     run_loop,
 )
@@ -252,6 +253,7 @@ def fit(
         if train_cfg["distribute"] == "multi_worker"
         else None,
         started=started,
+        decay=budget_decay(train_cfg),
     )
     try:
         run_loop(loop, state, log)

@@ -33,6 +33,7 @@ from s2s.trainer import (
     Patience,
     TrainingDiverged,
     TrainLog,
+    budget_decay,
     run_loop,
 )
 
@@ -159,6 +160,7 @@ def fit_lm(config, paths, source, state, dev: EvalSet, tokenizer, log, started=N
         steps_per_epoch=steps_per_epoch,
         budget_s=60.0 * train_cfg["max_minutes"],
         started=started,
+        decay=budget_decay(train_cfg),
     )
     try:
         run_loop(loop, state, log)

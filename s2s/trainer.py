@@ -9,8 +9,8 @@ most one interval. Patience, the plateau schedule and checkpoint averaging count
 
 Each concern is a small piece: :class:`Interval` (when), :class:`Checkpoints` (saving and
 pruning), :class:`DevScorer` (scoring), :class:`Patience` (stopping and the plateau rate),
-:class:`TrainLog` (CSV and TensorBoard) and :class:`Progress` (the bar); :func:`run_loop`
-puts them together.
+:class:`TrainLog` (CSV and TensorBoard), :class:`Progress` (the bar) and :class:`BudgetDecay`
+(the rate under the ``budget`` schedule); :func:`run_loop` puts them together.
 """
 
 from __future__ import annotations
@@ -46,6 +46,23 @@ class Interval:
         """``steps_done`` steps and ``seconds`` of training since the last interval ended."""
         by_time = self.minutes is not None and seconds >= 60.0 * self.minutes
         return steps_done >= self.steps or by_time
+
+
+@dataclass(frozen=True)
+class BudgetDecay:
+    """The ``budget`` schedule: the peak rate until ``start`` (a fraction) of the run's budget
+    has passed, then linearly down to zero as the budget ends. The budget is whichever of the
+    step cap and the time budget is nearer, so the rate reaches zero when the run stops
+    (budgeted training: Li et al. 2020 find this beats a constant rate at every budget)."""
+
+    peak: float
+    start: float
+
+    def rate(self, progress: float) -> float:
+        """The rate once ``progress`` (0 to 1) of the budget has been used."""
+        if progress <= self.start:
+            return self.peak
+        return self.peak * max(0.0, 1.0 - progress) / (1.0 - self.start)
 
 
 class Checkpoints:
@@ -231,6 +248,19 @@ class Loop:
     agree: object = None  # multi_worker: agree(flag) -> whether any worker raised it
     agree_every: int = 20
     started: float | None = None  # time.perf_counter() when the run started (for the log)
+    decay: BudgetDecay | None = None  # the budget schedule sets the rate before each step
+
+
+def budget_decay(train: dict) -> BudgetDecay | None:
+    """The rate setter for ``train.lr_schedule: budget`` (None under the other schedules)."""
+    if train["lr_schedule"] != "budget":
+        return None
+    return BudgetDecay(train["learning_rate"], train["decay_from"])
+
+
+def budget_progress(loop: Loop, step: int, elapsed_s: float) -> float:
+    """How much of the run's budget (steps or seconds, the nearer end) ``step`` has used."""
+    return min(1.0, max(step / max(loop.max_steps, 1), elapsed_s / max(loop.budget_s, 1e-9)))
 
 
 def run_loop(loop: Loop, state: dict, say=print) -> None:
@@ -258,8 +288,11 @@ def run_loop(loop: Loop, state: dict, say=print) -> None:
 
 def train_interval(loop: Loop, state: dict, progress: Progress) -> tuple[dict, int, float]:
     """Train steps until the interval ends; returns the last logs, the steps and seconds."""
-    start, steps = time.perf_counter(), 0
+    start, steps, seconds = time.perf_counter(), 0, 0.0
     while True:
+        if loop.decay is not None:
+            used = budget_progress(loop, state["step"] + steps, state["elapsed_s"] + seconds)
+            loop.model.optimizer.learning_rate.assign(loop.decay.rate(used))
         logs = loop.model.train_function(loop.iterator)
         steps += 1
         loss, seconds = float(logs["loss"]), time.perf_counter() - start

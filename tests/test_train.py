@@ -104,9 +104,10 @@ def test_a_run_with_other_model_settings_is_not_silently_continued(trained_run):
 @pytest.mark.slow
 def test_an_interrupted_run_resumes_from_its_last_saved_step(tmp_path, corpus_file):
     """kill -9 mid-epoch, then the same command: it continues from the last interval's step
-    (weights, Adam's state and the input stream), not from the start of an epoch."""
+    (weights, Adam's state and the input stream), not from the start of an epoch. Under the
+    budget schedule the rate goes on falling where it was and reaches ~0 at the step cap."""
     run = tmp_path / "run"
-    overrides = [*TINY, "train.epochs=3", "train.eval_steps=15"]
+    overrides = [*TINY, "train.epochs=3", "train.eval_steps=15", "train.lr_schedule=budget"]
     sets = [a for s in overrides for a in ("--set", s)]
     cmd = [sys.executable, "-m", "s2s", "train", "--run", str(run), "--corpus", str(corpus_file)]
     cmd += sets
@@ -132,6 +133,9 @@ def test_an_interrupted_run_resumes_from_its_last_saved_step(tmp_path, corpus_fi
     assert steps == sorted(set(steps)) and stopped_at in steps  # no interval scored twice
     final = json.loads(state.read_text())
     assert final["finished"] is True and steps[-1] == final["step"] > stopped_at
+    rates = list(log["lr"])
+    assert rates == sorted(rates, reverse=True) and rates[0] == pytest.approx(0.01)
+    assert rates[-1] < 0.001
 
     again = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "resuming" not in again.stderr  # finished: not retrained
