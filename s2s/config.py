@@ -154,6 +154,9 @@ def validate(config: dict) -> None:
             "model.tie_embeddings needs model.attention_dim == model.embedding_dim "
             f"({model['attention_dim']} != {model['embedding_dim']})"
         )
+    for key in ("dropout", "word_dropout"):
+        if not 0 <= model[key] < 1:
+            raise ConfigError(f"model.{key} must be in [0, 1), not {model[key]}")
     if min(model["encoder_layers"], model["decoder_layers"]) < 1:
         raise ConfigError("model.encoder_layers and model.decoder_layers must be at least 1")
     train = config["train"]

@@ -32,6 +32,7 @@ BEFORE_THE_KEY = {
     "model.input_feeding": False,
     "model.bridge": "final",
     "model.tie_embeddings": False,
+    "model.word_dropout": 0.0,
     "train.lr_schedule": "constant",
     "train.average_last": 0,
     "train.precision": "float32",

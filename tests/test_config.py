@@ -44,6 +44,10 @@ def test_invalid_values_are_refused():
         load_config("zh-en", overrides=["model.tie_embeddings=true", "model.attention_dim=128"])
     with pytest.raises(ConfigError, match="lr_schedule"):
         load_config("zh-en", overrides=["train.lr_schedule=cosine"])
+    with pytest.raises(ConfigError, match="decay_from"):
+        load_config("zh-en", overrides=["train.decay_from=1.0"])
+    with pytest.raises(ConfigError, match="word_dropout"):
+        load_config("zh-en", overrides=["model.word_dropout=-0.1"])
 
 
 def test_an_unknown_key_in_a_config_file_is_an_error_naming_file_and_key(tmp_path):

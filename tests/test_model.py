@@ -5,7 +5,7 @@ import tensorflow as tf
 from conftest import random_batch, random_model
 
 from s2s.loss import sequence_loss
-from s2s.model import Seq2Seq
+from s2s.model import Seq2Seq, WordDropout
 from s2s.vocab import BOS_ID
 
 
@@ -117,3 +117,31 @@ def test_a_float16_training_step_on_all_padding_rows_has_a_finite_loss(attention
     assert model.decoder.compute_dtype == "float16"
     assert np.isfinite(history["loss"][0]) and np.isfinite(history["grad_norm"][0])
     assert all(np.isfinite(v.numpy()).all() for v in model.trainable_weights)
+
+
+def test_word_dropout_drops_whole_tokens_in_training_only():
+    layer = WordDropout(0.5)
+    x = np.ones((8, 64, 16), np.float32)
+    y = np.asarray(layer(x, training=True))
+    kept = y[..., 0] > 0
+    assert np.all(y[kept] == 2.0) and np.all(y[~kept] == 0.0)  # a position goes whole
+    assert 0.35 < kept.mean() < 0.65
+    np.testing.assert_array_equal(layer(x, training=False), x)
+
+
+def test_word_dropout_reaches_both_sides_and_changes_only_training():
+    rng = np.random.default_rng(0)
+    src, tgt_in = random_batch(rng, 4, 9, 50), random_batch(rng, 4, 7, 40)
+
+    def outputs(word_dropout: float):
+        keras.utils.set_random_seed(0)
+        model = Seq2Seq(50, 40, 16, 16, attention_dim=16, word_dropout=word_dropout)
+        train = [model((src, tgt_in), training=True) for _ in range(2)]
+        return model, train, [model((src, tgt_in)) for _ in range(2)]
+
+    model, (a, b), (c, d) = outputs(0.3)
+    assert model.encoder.word_dropout.rate == model.decoder.word_dropout.rate == 0.3
+    assert not np.allclose(a, b)  # tokens dropped at random in training ...
+    np.testing.assert_array_equal(c, d)  # ... and never outside it
+    _, (a, b), _ = outputs(0.0)
+    np.testing.assert_array_equal(a, b)  # (nothing else in this model is random)
