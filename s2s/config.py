@@ -173,6 +173,11 @@ def validate(config: dict) -> None:
         raise ConfigError(
             f"data.workers must be at least 1, or null (one per core), not {workers!r}"
         )
+    alphas = config["search"]["tune_alpha"]
+    if not isinstance(alphas, list) or not all(
+        isinstance(a, (int, float)) and not isinstance(a, bool) and a >= 0 for a in alphas
+    ):
+        raise ConfigError(f"search.tune_alpha must be a list of numbers >= 0, not {alphas!r}")
     if config["search"]["beam_size"] < 1:
         raise ConfigError("search.beam_size must be at least 1")
     lm = config["lm"]

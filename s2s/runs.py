@@ -145,7 +145,15 @@ def _fresh_state() -> dict:
         "best_eval": None,
         "stale": 0,  # intervals since the best
         "finished": False,
+        "tuned": None,  # search settings chosen on dev after training: {"alpha", "dev_bleu"}
     }
+
+
+def with_tuned(config: dict, state: dict) -> dict:
+    """``config`` with the search settings the run chose on dev (``state["tuned"]``), if any."""
+    if not state.get("tuned"):
+        return config
+    return {**config, "search": {**config["search"], "alpha": state["tuned"]["alpha"]}}
 
 
 def write_state(paths: RunPaths, state: dict) -> None:
@@ -171,13 +179,14 @@ def last_checkpoint(paths: RunPaths) -> Path:
 
 
 def load_trained(run_dir: str | Path, weights: str = "best"):
-    """``(config, model, src_tokenizer, tgt_tokenizer)`` of a trained run.
+    """``(config, model, src_tokenizer, tgt_tokenizer)`` of a trained run; ``config`` holds the
+    search settings the run chose on dev.
 
     ``weights``: ``best`` (``model.keras`` once the run finished, else the best checkpoint) or
     ``last`` (the last checkpoint).
     """
     paths = RunPaths(Path(run_dir))
-    config = read_config(paths)
+    config = with_tuned(read_config(paths), read_state(paths))
     src_tok, tgt_tok = Tokenizer(paths.spm("src")), Tokenizer(paths.spm("tgt"))
     if weights == "best" and paths.model.exists():
         model = keras.saving.load_model(paths.model, compile=False)

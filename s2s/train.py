@@ -38,6 +38,7 @@ from s2s.trainer import (
     run_loop,
 )
 from s2s.translate import Translator
+from s2s.tune import tune_alpha
 
 __all__ = ["TrainingDiverged", "train"]
 
@@ -170,6 +171,10 @@ def train(
     if not state["finished"]:
         fit(config, paths, state, sets["dev"], src_tok, tgt_tok, log, loss, started)
     _, model, _, _ = load_trained(paths.root)
+    if state["tuned"] is None and config["search"]["tune_alpha"]:
+        state["tuned"] = tune_alpha(model, src_tok, tgt_tok, config, sets["dev"], log)
+        runs.write_state(paths, state)
+    config = runs.with_tuned(config, state)
     results = {
         name: evaluate_set(config, paths, model, src_tok, tgt_tok, eval_set, log)
         for name, eval_set in sets.items()
