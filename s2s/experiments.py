@@ -90,6 +90,8 @@ def summarize(run_dir: Path) -> dict | None:
         if averaged.get("used"):
             row["changes"] += f" (averaged {len(averaged['steps'])} checkpoints)"
             row["dev_bleu"] = averaged["dev_bleu"]
+    if state.get("tuned"):
+        row["changes"] += f" (alpha {state['tuned']['alpha']:g} chosen on dev)"
     return row
 
 

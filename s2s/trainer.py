@@ -279,7 +279,7 @@ def run_loop(loop: Loop, state: dict, say=print) -> None:
             if loop.agree is not None:  # the workers stop together or not at all
                 out_of_time = loop.agree(out_of_time)
             if out_of_time:
-                say(f"time budget of {loop.budget_s / 60:.0f} min reached: stopping")
+                say(f"time budget of {loop.budget_s / 60:g} min reached: stopping")
             if stop or out_of_time:
                 break
     finally:

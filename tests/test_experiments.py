@@ -1,4 +1,5 @@
 import json
+import shutil
 
 from s2s import runs
 from s2s.experiments import experiment_log, summarize
@@ -10,6 +11,10 @@ def test_the_log_row_comes_from_what_the_run_wrote(trained_run, tmp_path):
     state = runs.read_state(runs.RunPaths(trained_run))
     assert row["test_bleu"] == report["bleu"] and row["epochs"] == state["epoch"] == 2
     assert "train.epochs=2" in row["changes"] and "model.embedding_dim=32" in row["changes"]
-    assert row["tok_s"] > 0
+    assert row["tok_s"] > 0 and "chosen on dev" not in row["changes"]
+    state["tuned"] = {"alpha": 1.2, "dev_bleu": [[0.6, 1.0], [1.2, 2.0]]}
+    runs.write_state(runs.RunPaths(tmp_path / "run"), state)
+    shutil.copy(trained_run / "config.yaml", tmp_path / "run")
+    assert summarize(tmp_path / "run")["changes"].endswith("(alpha 1.2 chosen on dev)")
     table = experiment_log([trained_run, tmp_path])  # not a run folder: skipped
     assert table.count(str(trained_run)) == 1 and "| test BLEU |" in table
