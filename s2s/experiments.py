@@ -37,6 +37,7 @@ BEFORE_THE_KEY = {
     "train.average_last": 0,
     "train.precision": "float32",
     "search.stopping": "early",
+    "search.tune_alpha": [],
 }
 
 
