@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from s2s.config import ConfigError, get, load_config
@@ -101,3 +103,13 @@ def test_the_components_take_their_choices_from_one_list():
     config = load_config("zh-en")
     for dotted in choices.BY_KEY:  # every enumerated key exists in the defaults
         get(config, dotted)
+
+
+def test_every_shipped_recipe_loads_and_validates():
+    """A typo in a recipe (data/<name>.yaml) fails here, not minutes into a user's run."""
+    data = Path(__file__).resolve().parent.parent / "data"
+    recipes = sorted(p.stem for p in data.glob("*.yaml") if p.stem not in ("defaults", "corpora"))
+    assert {"zh-en", "en-zh", "zh-en-quick"} <= set(recipes)
+    for name in recipes:
+        config = load_config(name)
+        assert config["data"]["src_lang"] and config["data"]["tgt_lang"], name
