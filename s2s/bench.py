@@ -347,6 +347,21 @@ def training_figures(config, paths, src_tok, tgt_tok, results: dict, seconds: fl
     return out
 
 
+def compute_dtype(model: keras.Model) -> str:
+    """The dtype the model's weighted layers compute in: ``bfloat16``, ``float32`` or ``mixed``.
+
+    Not ``model.dtype_policy``: ``keras.saving.load_model`` gives a run trained under
+    ``mixed_bfloat16`` that policy on the top model only; its layers are rebuilt under the
+    global policy (float32), so a loaded run decodes in float32.
+    """
+    found = {
+        layer.dtype_policy.compute_dtype
+        for layer in model._flatten_layers(include_self=False)
+        if layer.weights
+    }
+    return found.pop() if len(found) == 1 else "mixed"
+
+
 def decoding_figures(config, trained_run, src_tok, tgt_tok, sources, results: dict) -> dict:
     """Greedy and beam-5 sentences/s at batch 1, 16 and 64; beam 5 by source length, with
     FLOPs per output piece and MFU; the SavedModel against Python (trained runs only)."""
@@ -361,7 +376,7 @@ def decoding_figures(config, trained_run, src_tok, tgt_tok, sources, results: di
         "decoding_model": str(trained_run)
         if trained
         else "untrained (outputs run to the length limit)",
-        "decode_compute_dtype": model.dtype_policy.compute_dtype,
+        "decode_compute_dtype": compute_dtype(model),
     }
     peak = results["matmul_gflops"]["median"]
     if out["decode_compute_dtype"] == "bfloat16" and "matmul_gflops_bfloat16" in results:

@@ -1,7 +1,7 @@
 import pytest
 from conftest import TINY
 
-from s2s.bench import decode_flops, forward_flops, run_bench, table
+from s2s.bench import compute_dtype, decode_flops, forward_flops, run_bench, table
 from s2s.config import load_config
 
 
@@ -81,3 +81,22 @@ def test_bench_reports_every_figure(trained_run, tmp_path, corpus_file):
         assert results[f"{path}_batch32_sent_per_s"]["median"] > 0
     assert results["peak_rss_mb"] > 100
     assert "train_tokens_per_s" in table(results)
+
+
+def test_compute_dtype_is_the_layers_not_the_top_models(tmp_path):
+    """A run trained in bfloat16 and loaded from model.keras computes in float32: its layers are
+    rebuilt under the global policy. The bench must report that, not the top model's policy."""
+    import keras
+
+    from s2s import distribute
+    from s2s.model import Seq2Seq
+
+    hp = load_config("zh-en", overrides=TINY)["model"]
+    with distribute.precision("mixed_bfloat16"):
+        model = Seq2Seq.from_config_dict(hp, 30, 30)
+        model.build_from_config({})
+    assert compute_dtype(model) == "bfloat16"
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False)
+    assert loaded.dtype_policy.name == "mixed_bfloat16"
+    assert compute_dtype(loaded) == "float32"
