@@ -70,7 +70,7 @@ def summarize(run_dir: Path) -> dict | None:
         "run": str(run_dir),
         "pair": f"{config['data']['src_lang']}-{config['data']['tgt_lang']}",
         "changes": config_diff(config),
-        "epochs": state.get("epoch"),
+        "epochs": None if state.get("epoch") is None else round(state["epoch"], 2),
         "best_epoch": _best_epoch(state),
         "train_min": round(state.get("elapsed_s", 0.0) / 60, 1),
         "tok_s": None,
@@ -90,7 +90,7 @@ def summarize(run_dir: Path) -> dict | None:
         averaged = scores.get("averaged") or {}
         if averaged.get("used"):
             row["changes"] += f" (averaged {len(averaged['steps'])} checkpoints)"
-            row["dev_bleu"] = averaged["dev_bleu"]
+            row["dev_bleu"] = round(averaged["dev_bleu"], 2)
     if state.get("tuned"):
         row["changes"] += f" (alpha {state['tuned']['alpha']:g} chosen on dev)"
     return row
