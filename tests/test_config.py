@@ -1,8 +1,6 @@
-from pathlib import Path
-
 import pytest
 
-from s2s.config import ConfigError, get, load_config
+from s2s.config import CONFIG_DIR, ConfigError, get, load_config
 
 
 def test_pair_file_sets_languages():
@@ -107,8 +105,8 @@ def test_the_components_take_their_choices_from_one_list():
 
 def test_every_shipped_recipe_loads_and_validates():
     """A typo in a recipe (data/<name>.yaml) fails here, not minutes into a user's run."""
-    data = Path(__file__).resolve().parent.parent / "data"
-    recipes = sorted(p.stem for p in data.glob("*.yaml") if p.stem not in ("defaults", "corpora"))
+    skip = ("defaults", "corpora")
+    recipes = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem not in skip)
     assert {"zh-en", "en-zh", "zh-en-quick"} <= set(recipes)
     for name in recipes:
         config = load_config(name)
