@@ -227,7 +227,9 @@ def decode_figures(translator: Translator, sentences: list[str], peak_gflops: fl
     }
 
 
-def serving_figures(run_dir: Path, translator: Translator, sentences: list[str]) -> dict:
+def serving_figures(
+    run_dir: Path, translator: Translator, sentences: list[str], precision: str = "float32"
+) -> dict:
     """The exported ``serving_default`` against the Python path on the same sentences:
     batch-1 latency per request (ms) and batch-32 throughput (sentences/s)."""
     from s2s.export import export
@@ -244,7 +246,7 @@ def serving_figures(run_dir: Path, translator: Translator, sentences: list[str])
     singles = [[s] for s in sentences]
     thirty_twos = [sentences[i : i + 32] for i in range(0, len(sentences) - 31, 32)]
     with tempfile.TemporaryDirectory() as tmp:
-        served = tf.saved_model.load(str(export(run_dir, Path(tmp))))
+        served = tf.saved_model.load(str(export(run_dir, Path(tmp), precision=precision)))
         signature = served.signatures["serving_default"]
 
         def serve(batch):
@@ -368,8 +370,9 @@ def decoding_figures(config, trained_run, src_tok, tgt_tok, sources, results: di
     from s2s.runs import build_model, load_trained
 
     trained = trained_run is not None and runs.RunPaths(trained_run).model.exists()
+    precision = config["search"]["precision"]  # the bench's config (--set search.precision=..)
     if trained:
-        config, model, src_tok, tgt_tok = load_trained(trained_run)
+        config, model, src_tok, tgt_tok = load_trained(trained_run, precision=precision)
     else:
         model = build_model(config, src_tok, tgt_tok)
     out: dict = {
@@ -401,7 +404,7 @@ def decoding_figures(config, trained_run, src_tok, tgt_tok, sources, results: di
     if trained:
         log("SavedModel vs Python: batch-1 latency, batch-32 throughput ...")
         translator = Translator.from_config(model, src_tok, tgt_tok, config)
-        out.update(serving_figures(trained_run, translator, sources[:128]))
+        out.update(serving_figures(trained_run, translator, sources[:128], precision))
     return out
 
 

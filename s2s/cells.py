@@ -11,6 +11,17 @@ from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="s2s")
+class Orthogonal(keras.initializers.Orthogonal):
+    """Keras's orthogonal initializer, computed in float32 whatever the weight's dtype, then cast:
+    TensorFlow has no bfloat16 QR, so a model built under the ``bfloat16`` policy (weights
+    stored in bfloat16 for decoding) could not be created with the stock one. Float32 weights
+    get exactly the stock initializer's values."""
+
+    def __call__(self, shape, dtype=None):
+        return ops.cast(super().__call__(shape, dtype="float32"), dtype or "float32")
+
+
+@keras.saving.register_keras_serializable(package="s2s")
 class MGUCell(keras.layers.Layer):
     """Minimal gated unit (Zhou et al., 2016): one forget gate, one candidate.
 
@@ -36,7 +47,7 @@ class MGUCell(keras.layers.Layer):
             shape=(d, 2 * u), initializer="glorot_uniform", name="kernel"
         )  # x -> [forget, candidate]
         self.recurrent_kernel = self.add_weight(
-            shape=(u, 2 * u), initializer="orthogonal", name="recurrent_kernel"
+            shape=(u, 2 * u), initializer=Orthogonal(), name="recurrent_kernel"
         )  # h -> [forget, candidate]
         self.bias = self.add_weight(shape=(2 * u,), initializer="zeros", name="bias")
 
@@ -72,6 +83,8 @@ def recurrent_layer(
     if cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}; choose from {', '.join(CELLS)}")
     kwargs = {"reset_after": True} if cell == "gru" else {}
+    if cell != "mgu":  # MGUCell picks its own
+        kwargs["recurrent_initializer"] = Orthogonal()
     return CELLS[cell](
         units,
         return_sequences=True,

@@ -10,6 +10,7 @@ LR_SCHEDULES = ("constant", "inverse_sqrt", "plateau", "budget")
 STRATEGIES = ("one_device", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STOPPING = ("exact", "early")
+DECODE_PRECISIONS = ("float32", "train")
 SCRIPTS = ("keep", "simplified")
 SPM_MODEL_TYPES = ("unigram", "bpe", "char", "word")
 SIDES = (None, "src", "tgt")
@@ -23,6 +24,7 @@ BY_KEY = {
     "train.distribute": STRATEGIES,
     "train.precision": ("auto", *PRECISIONS),
     "search.stopping": STOPPING,
+    "search.precision": DECODE_PRECISIONS,
     "data.chinese_script": SCRIPTS,
     "tokenizer.src.model_type": SPM_MODEL_TYPES,
     "tokenizer.tgt.model_type": SPM_MODEL_TYPES,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
+from s2s.choices import DECODE_PRECISIONS
 from s2s.config import ConfigError, load_config
 from s2s.data import CorpusError
 
@@ -104,7 +105,7 @@ def cmd_translate(args) -> int:
     from s2s.runs import load_trained
     from s2s.translate import Sampling, Translator
 
-    config, model, src_tok, tgt_tok = load_trained(args.run)
+    config, model, src_tok, tgt_tok = load_trained(args.run, precision=args.precision)
     sampling = Sampling(args.temperature, args.top_k, args.seed) if args.sample else None
     translator = Translator.from_config(
         model,
@@ -163,7 +164,7 @@ def cmd_evaluate(args) -> int:
     from s2s.runs import load_trained
     from s2s.train import evaluate_set
 
-    config, model, src_tok, tgt_tok = load_trained(args.run)
+    config, model, src_tok, tgt_tok = load_trained(args.run, precision=args.precision)
     if args.tokenize:
         config["eval"]["tokenize"] = args.tokenize
     for key in ("lm_run", "lm_weight"):
@@ -184,7 +185,14 @@ def cmd_export(args) -> int:
 
     run = Path(args.run)
     out = Path(args.out) if args.out else Path("exports") / run.name
-    target = export(run, out, beam_size=args.beam, lm_run=args.lm_run, lm_weight=args.lm_weight)
+    target = export(
+        run,
+        out,
+        beam_size=args.beam,
+        lm_run=args.lm_run,
+        lm_weight=args.lm_weight,
+        precision=args.precision,
+    )
     _log(f"exported {run} to {target}")
     print(target)
     return 0
@@ -351,6 +359,15 @@ def _fusion_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _precision_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--precision",
+        choices=DECODE_PRECISIONS,
+        help="float32, or train: decode in the precision the run trained in (default: the "
+        "run's search.precision)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m s2s", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -390,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=0, help="sample from the k best tokens (0: all)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same output)")
     _fusion_args(p)
+    _precision_arg(p)
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("evaluate", help="score a run's split, or a hypothesis file")
@@ -411,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare runs' test translations (paired bootstrap; the first is the baseline)",
     )
     _fusion_args(p)
+    _precision_arg(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", help="write a string-in, string-out SavedModel for serving")
@@ -418,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="versioned export folder (default exports/<run name>)")
     p.add_argument("--beam", type=int, help="beam size; default from the run's config")
     _fusion_args(p)
+    _precision_arg(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("bench", help="measure training, input, search and serving speed")

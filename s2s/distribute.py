@@ -123,14 +123,30 @@ def resolve_precision(policy: str) -> str:
 
 
 @contextlib.contextmanager
-def precision(policy: str):
-    """Build layers under the dtype policy ``policy`` (variables stay float32)."""
-    policy = resolve_precision(policy)
-    if policy not in PRECISIONS:
-        raise ValueError(f"train.precision must be auto or one of {PRECISIONS}, not {policy!r}")
+def dtype_policy(policy: str):
+    """Build layers under the Keras dtype policy ``policy`` (any Keras policy name)."""
     before = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
         yield
     finally:
         keras.config.set_dtype_policy(before)
+
+
+@contextlib.contextmanager
+def precision(policy: str):
+    """Build layers under the training precision ``policy`` (variables stay float32)."""
+    policy = resolve_precision(policy)
+    if policy not in PRECISIONS:
+        raise ValueError(f"train.precision must be auto or one of {PRECISIONS}, not {policy!r}")
+    with dtype_policy(policy):
+        yield
+
+
+def decoding_policy(train_precision: str) -> str:
+    """The policy a run decodes in under ``search.precision: train``: the compute dtype it trained
+    in, with the weights stored in it too (``mixed_bfloat16`` -> ``bfloat16``). Mixed policies
+    keep float32 variables and cast every weight at every use; a search step would re-cast the
+    whole output layer each time. Stored once in bfloat16, the weights round exactly as those
+    casts do, so the products are the same."""
+    return resolve_precision(train_precision).removeprefix("mixed_")

@@ -287,13 +287,15 @@ def export(
     beam_size: int | None = None,
     lm_run: str | None = None,
     lm_weight: float | None = None,
+    precision: str | None = None,
 ) -> Path:
     """Export the run's best model to ``out_dir/<next version>/``; returns that folder.
     ``lm_run``/``lm_weight`` (default: the run's ``search`` settings) put a language model for
-    shallow fusion into the graph."""
+    shallow fusion into the graph; ``precision`` (default: the run's ``search.precision``) is
+    the one the graph computes in."""
     from s2s.runs import fusion_model, load_trained
 
-    config, model, src_tok, tgt_tok = load_trained(run_dir)
+    config, model, src_tok, tgt_tok = load_trained(run_dir, precision=precision)
     given = {"beam_size": beam_size, "lm_run": lm_run, "lm_weight": lm_weight}
     search = {**config["search"], **{k: v for k, v in given.items() if v is not None}}
     module = Translation(

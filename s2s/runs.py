@@ -21,8 +21,16 @@ from pathlib import Path
 
 import keras
 
-from s2s import choices
-from s2s.config import ConfigError, coerce_types, defaults, merge, read_yaml, save_config
+from s2s import choices, distribute
+from s2s.config import (
+    ConfigError,
+    check_choices,
+    coerce_types,
+    defaults,
+    merge,
+    read_yaml,
+    save_config,
+)
 from s2s.language_model import RecurrentLM
 from s2s.language_model import from_config_dict as lm_from_config
 from s2s.model import Seq2Seq
@@ -178,15 +186,19 @@ def last_checkpoint(paths: RunPaths) -> Path:
     return paths.step_weights(read_state(paths)["step"])
 
 
-def load_trained(run_dir: str | Path, weights: str = "best"):
+def load_trained(run_dir: str | Path, weights: str = "best", precision: str | None = None):
     """``(config, model, src_tokenizer, tgt_tokenizer)`` of a trained run; ``config`` holds the
     search settings the run chose on dev.
 
     ``weights``: ``best`` (``model.keras`` once the run finished, else the best checkpoint) or
-    ``last`` (the last checkpoint).
+    ``last`` (the last checkpoint). ``precision`` (default: the run's ``search.precision``):
+    ``float32``, or ``train`` for the model in the precision it trained in (:func:`in_precision`).
     """
     paths = RunPaths(Path(run_dir))
     config = with_tuned(read_config(paths), read_state(paths))
+    if precision is not None:
+        config = {**config, "search": {**config["search"], "precision": precision}}
+        check_choices(config)
     src_tok, tgt_tok = Tokenizer(paths.spm("src")), Tokenizer(paths.spm("tgt"))
     if weights == "best" and paths.model.exists():
         model = keras.saving.load_model(paths.model, compile=False)
@@ -196,7 +208,22 @@ def load_trained(run_dir: str | Path, weights: str = "best"):
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist: the run has no checkpoint yet")
         model.load_weights(path)
-    return config, model, src_tok, tgt_tok
+    return config, in_precision(model, config, src_tok, tgt_tok), src_tok, tgt_tok
+
+
+def in_precision(model: Seq2Seq, config: dict, src_tok: Tokenizer, tgt_tok: Tokenizer):
+    """The model search runs. A loaded model computes in float32 whatever it trained in (Keras
+    rebuilds its layers under the global policy). With ``search.precision: train`` it is copied
+    into a model built under :func:`s2s.distribute.decoding_policy`: weights stored and products
+    computed in the training precision (bfloat16 on CPUs with AVX512-BF16); log-probabilities
+    and scores stay float32."""
+    policy = distribute.decoding_policy(config["train"]["precision"])
+    if config["search"]["precision"] == "float32" or policy == "float32":
+        return model
+    with distribute.dtype_policy(policy):
+        copy = build_model(config, src_tok, tgt_tok)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def data_paths(config: dict, paths: RunPaths) -> RunPaths:

@@ -10,7 +10,7 @@ import yaml
 from conftest import TINY
 
 from s2s import runs
-from s2s.config import load_config
+from s2s.config import ConfigError, load_config
 
 
 def test_a_run_whose_config_lacks_todays_keys_resumes_and_loads(trained_run, tmp_path):
@@ -43,3 +43,38 @@ def test_a_speed_only_setting_may_change_between_resumes_but_a_result_setting_ma
     runs.check_resumable(paths, load_config("zh-en", overrides=[*TINY, "data.workers=3"]))
     with pytest.raises(runs.ConfigError, match="different data settings"):
         runs.check_resumable(paths, load_config("zh-en", overrides=[*TINY, "data.seed=7"]))
+
+
+def test_search_precision_train_decodes_with_weights_stored_in_the_training_precision(
+    trained_run,
+):
+    """``search.precision: train`` copies a loaded (float32) model into one built under the
+    training precision's plain policy: weights stored in bfloat16 once instead of cast at every
+    step, and the same translations as the mixed-precision model of the same weights."""
+    from s2s import distribute
+    from s2s.search import beam_search
+
+    config, model, src_tok, tgt_tok = runs.load_trained(trained_run, precision="float32")
+    bf16 = {**config, "train": {**config["train"], "precision": "mixed_bfloat16"}}
+    assert runs.in_precision(model, bf16, src_tok, tgt_tok) is model  # search.precision float32
+    bf16["search"] = {**config["search"], "precision": "train"}
+    copy = runs.in_precision(model, bf16, src_tok, tgt_tok)
+    assert copy.decoder.compute_dtype == "bfloat16"
+    assert {v.dtype for v in copy.weights} == {"bfloat16"}
+    with distribute.precision("mixed_bfloat16"):
+        mixed = runs.build_model(config, src_tok, tgt_tok)
+    mixed.set_weights(model.get_weights())
+    assert {v.dtype for v in mixed.weights} == {"float32"}
+
+    src = np.asarray(src_tok.encode(["我们走吧。", "他一小时前走了。"]), dtype=object)
+    width = max(len(s) for s in src)
+    src = np.asarray([list(s) + [0] * (width - len(s)) for s in src], "int32")
+    ids, scores = beam_search(copy, src, beam_size=3)
+    mixed_ids, mixed_scores = beam_search(mixed, src, beam_size=3)
+    np.testing.assert_array_equal(ids, mixed_ids)
+    np.testing.assert_array_equal(scores, mixed_scores)
+
+
+def test_an_unknown_search_precision_is_refused_before_loading(trained_run):
+    with pytest.raises(ConfigError, match=r"search\.precision must be one of float32, train"):
+        runs.load_trained(trained_run, precision="bfloat16")

@@ -3,6 +3,7 @@ import pytest
 import tensorflow as tf
 from conftest import random_batch, random_model
 
+from s2s import search
 from s2s.search import NEG_INF, beam_search, greedy_search, length_penalty, sample_search
 from s2s.vocab import BOS_ID, EOS_ID
 
@@ -432,3 +433,24 @@ def test_done_sentences_leave_the_batch(beam_size):
     alone, _ = beam_search(model, src[:1, :2], beam_size, alpha=0.0, max_len_a=1.0, max_len_b=0)
     width = alone.shape[-1]
     np.testing.assert_array_equal(ids.numpy()[0, :, :width], alone.numpy()[0])
+
+
+@pytest.mark.parametrize("vocab", [4000, 4003, 41, 7])
+def test_top_k_by_blocks_is_tensorflows_top_k(vocab):
+    """The blocked top-k returns what ``tf.math.top_k`` returns, indices included: on ties
+    (rounded values, whole rows equal, ties across block edges), with the vocabulary not a
+    multiple of the block (padding), and with few blocks (it falls back)."""
+    rng = np.random.default_rng(vocab)
+    noisy = rng.normal(size=(32, vocab)) * 3
+    tied = np.round(rng.normal(size=(32, vocab)))  # many equal values in every row
+    flat = np.zeros((4, vocab))
+    edges = np.zeros((4, vocab))
+    edges[:, 39::40] = 1.0  # the last entry of every block ...
+    edges[:, 40::40] = 1.0  # ... ties with the first of the next
+    top = tf.function(lambda x, k: search.top_k(x, k))
+    for values in (noisy, tied, flat, edges, np.log(np.abs(noisy) / 1e3)):
+        values = tf.constant(values, tf.float32)
+        for k in (1, min(10, vocab), min(25, vocab)):
+            found, expected = top(values, k), tf.math.top_k(values, k)
+            np.testing.assert_array_equal(found[0], expected.values)
+            np.testing.assert_array_equal(found[1], expected.indices)
