@@ -220,3 +220,31 @@ def test_every_cell_type_exports_and_translates_like_python(trained_run, tmp_pat
     _, model, src_tok, tgt_tok = load_trained(run)
     python = Translator.from_config(model, src_tok, tgt_tok, config).translate(texts)
     assert [t.decode("utf-8") for t in out["translation"].numpy()] == [h.text for h in python]
+
+
+@pytest.mark.slow
+def test_an_export_in_the_training_precision_translates_like_python(trained_run, tmp_path):
+    """``search.precision: train`` of a bfloat16 run: the exported graph computes in bfloat16
+    (weights stored in it) and answers as the Python path of the same setting does."""
+    import shutil
+
+    import tensorflow as tf
+
+    from s2s.config import read_yaml, save_config
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("checkpoints"))
+    paths = runs.RunPaths(run)
+    config = read_yaml(paths.config)
+    config["train"]["precision"] = "mixed_bfloat16"
+    config["search"]["precision"] = "train"
+    save_config(config, paths.config)
+
+    served = tf.saved_model.load(str(export(run, tmp_path / "exports")))
+    texts = ["我们走吧。", "", "汤姆不想去那里，因为他很累。", "他一小时前走了。"]
+    out = served.signatures["serving_default"](text=tf.constant(texts))
+    config, model, src_tok, tgt_tok = load_trained(run)
+    assert model.decoder.compute_dtype == "bfloat16"
+    python = Translator.from_config(model, src_tok, tgt_tok, config).translate(texts)
+    assert [t.decode("utf-8") for t in out["translation"].numpy()] == [h.text for h in python]
+    assert out["score"].numpy().tolist() == pytest.approx([h.score for h in python], abs=1e-5)
