@@ -313,7 +313,7 @@ def run_bench(
 def training_figures(config, paths, src_tok, tgt_tok, results: dict, seconds: float) -> dict:
     """Input pipeline and training tokens/s, in memory and from the shard stream; MFU."""
     from s2s.runs import build_model
-    from s2s.train import compile_model, prepare_shards
+    from s2s.train import compile_model, prepare_shards, subword_sampling
 
     train_cfg = config["train"]
     buckets = Buckets(tuple(train_cfg["bucket_boundaries"]), train_cfg["batch_tokens"])
@@ -323,7 +323,10 @@ def training_figures(config, paths, src_tok, tgt_tok, results: dict, seconds: fl
     )
     dataset = training_dataset(src_ids, tgt_ids, buckets, seed=train_cfg["seed"])
     index = prepare_shards(config, paths, src_tok, tgt_tok, buckets, log)
-    stream = shard_dataset(index.paths(), buckets, train_cfg["seed"], train_cfg["shuffle_buffer"])
+    sampling = subword_sampling(config, src_tok, tgt_tok)
+    stream = shard_dataset(
+        index.paths(), buckets, train_cfg["seed"], train_cfg["shuffle_buffer"], sampling=sampling
+    )
     stream_epoch = stream.take(buckets.steps_per_epoch(index.lengths()))
     out: dict = {"train_jit_compile": train_cfg["jit_compile"]}
 

@@ -166,6 +166,16 @@ def validate(config: dict) -> None:
         raise ConfigError("train.eval_minutes must be positive, or null (no time interval)")
     if min(train["shuffle_buffer"], config["tokenizer"]["sample_sentences"]) < 1:
         raise ConfigError("train.shuffle_buffer and tokenizer.sample_sentences must be at least 1")
+    tokenizer = config["tokenizer"]
+    if tokenizer["sampling_alpha"] < 0:
+        raise ConfigError(
+            f"tokenizer.sampling_alpha must be 0 (off) or more, not {tokenizer['sampling_alpha']}"
+        )
+    if tokenizer["sampling_nbest"] != -1 and tokenizer["sampling_nbest"] < 2:
+        raise ConfigError(
+            "tokenizer.sampling_nbest must be -1 (all segmentations) or at least 2, not "
+            f"{tokenizer['sampling_nbest']}"
+        )
     if not 0 <= train["decay_from"] < 1:
         raise ConfigError(f"train.decay_from must be in [0, 1), not {train['decay_from']}")
     workers = config["data"]["workers"]

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from s2s.shards import decode_record
-from s2s.vocab import BOS_ID, EOS_ID, PAD_ID
+from s2s.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,49 @@ def training_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """Subword regularisation (Kudo 2018): every time a training pair is read, each side is cut
+    into pieces anew, a segmentation drawn from its SentencePiece model's ``nbest`` best ones
+    (-1: all of them) with probabilities proportional to ``p ** alpha`` (smaller ``alpha``:
+    more varied). The model learns that ``▁g o`` and ``▁go`` mean the same; dev, test and
+    serving keep the one best segmentation."""
+
+    src_model: bytes  # serialized SentencePiece models
+    tgt_model: bytes
+    alpha: float
+    nbest: int = 64
+
+
+def resegment(sampling: Sampling, max_length: int):
+    """``(src, tgt)`` ids -> the same texts in sampled pieces.
+
+    The ids are turned back into text and cut again. A side keeps its ids when they hold
+    ``<unk>`` (its text is not in the ids any more) or when the new cut would not fit the
+    largest bucket (``max_length`` pieces, the target's ``</s>`` counted): no pair is lost.
+    Random on every pass and not seeded: a resumed run reads the same pairs in the same order,
+    cut differently.
+    """
+    import tensorflow_text as tf_text  # its ops load with it; only runs that sample need them
+
+    def side(model: bytes, limit: int):
+        best = tf_text.SentencepieceTokenizer(model=model)
+        sample = tf_text.SentencepieceTokenizer(
+            model=model, nbest_size=sampling.nbest, alpha=sampling.alpha
+        )
+
+        def cut(ids):
+            new = tf.cast(sample.tokenize(best.detokenize(ids)), tf.int32)
+            keep = tf.reduce_any(tf.equal(ids, UNK_ID)) | (tf.size(new) > limit)
+            return tf.cond(keep, lambda: ids, lambda: new)
+
+        return cut
+
+    cut_src = side(sampling.src_model, max_length)
+    cut_tgt = side(sampling.tgt_model, max_length - 1)
+    return lambda src, tgt: (cut_src(src), cut_tgt(tgt))
+
+
 def shard_dataset(
     files: Sequence[str],
     buckets: Buckets,
@@ -99,6 +142,7 @@ def shard_dataset(
     workers: int = 1,
     worker: int = 0,
     side: str | None = None,
+    sampling: Sampling | None = None,
 ) -> tf.data.Dataset:
     """The endless training stream over TFRecord shards (:mod:`s2s.shards`), batched as
     :func:`training_dataset` batches.
@@ -107,8 +151,9 @@ def shard_dataset(
     random order, reads 4 at a time interleaved, and shuffles pairs in a buffer of
     ``shuffle_buffer``: memory is bounded by the buffer, not the corpus. Every stage is one
     that ``tf.train.Checkpoint`` can save the position of, so a resumed run continues with
-    the very next batch. Deterministic under ``seed``. ``side`` (``src`` or ``tgt``): one side
-    of each pair, as a language model reads it (see :func:`one_side`).
+    the very next batch. Deterministic under ``seed`` (but for ``sampling``, see
+    :func:`resegment`). ``side`` (``src`` or ``tgt``): one side of each pair, as a language
+    model reads it (see :func:`one_side`).
     """
     if workers > len(files):
         raise ValueError(f"{len(files)} shards cannot be shared by {workers} workers")
@@ -117,6 +162,9 @@ def shard_dataset(
     ds = paths.interleave(tf.data.TFRecordDataset, cycle_length=4, block_length=1)
     ds = ds.shuffle(shuffle_buffer, seed=seed + 1, reshuffle_each_iteration=True)
     ds = ds.map(decode_record, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if sampling is not None:
+        cut = resegment(sampling, buckets.max_length)
+        ds = ds.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if side is not None:
         ds = ds.map(one_side(side), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = bucketed_batches(ds, buckets)

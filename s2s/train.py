@@ -21,7 +21,7 @@ from s2s.evaluate import score, write_report
 from s2s.loss import sequence_loss
 from s2s.model import Seq2Seq
 from s2s.parallel import worker_count
-from s2s.pipeline import Buckets, filter_long, shard_dataset, training_dataset
+from s2s.pipeline import Buckets, Sampling, filter_long, shard_dataset, training_dataset
 from s2s.runs import build_model, load_trained
 from s2s.shards import ShardIndex, write_shards
 from s2s.tokenizer import Tokenizer, train_sentencepiece
@@ -215,7 +215,8 @@ def fit(
             f"batches of ~{buckets.batch_tokens} tokens split between them"
             + ("; no XLA under distribution" if train_cfg["jit_compile"] else "")
         )
-    iterator = training_stream(strategy, index, buckets, train_cfg, state["step"])
+    sampling = subword_sampling(config, src_tok, tgt_tok)
+    iterator = training_stream(strategy, index, buckets, train_cfg, state["step"], sampling)
     # tf.distribute's iterators cannot be checkpointed: a distributed run resumes on a stream
     # reshuffled by the step instead of at the exact next batch.
     distributed = distribute.is_distributed(strategy)
@@ -275,7 +276,27 @@ def fit(
     runs.write_state(paths, state)
 
 
-def training_stream(strategy, index: ShardIndex, buckets: Buckets, train_cfg: dict, step: int):
+def subword_sampling(config: dict, src_tok: Tokenizer, tgt_tok: Tokenizer) -> Sampling | None:
+    """What ``tokenizer.sampling_*`` asks of the training stream (None: the best cut)."""
+    tokenizer = config["tokenizer"]
+    if not tokenizer["sampling_alpha"]:
+        return None
+    return Sampling(
+        src_tok.serialized(),
+        tgt_tok.serialized(),
+        tokenizer["sampling_alpha"],
+        tokenizer["sampling_nbest"],
+    )
+
+
+def training_stream(
+    strategy,
+    index: ShardIndex,
+    buckets: Buckets,
+    train_cfg: dict,
+    step: int,
+    sampling: Sampling | None = None,
+):
     """An iterator over the training batches; under ``multi_worker`` each worker reads its own
     share of the shards. One device restores the stream's position from the checkpoint; a
     distributed run resumed at ``step`` reads a stream seeded by the step."""
@@ -286,7 +307,13 @@ def training_stream(strategy, index: ShardIndex, buckets: Buckets, train_cfg: di
     if distribute.is_distributed(strategy):
         seed += step
     dataset = shard_dataset(
-        index.paths(), buckets, seed, train_cfg["shuffle_buffer"], workers, worker
+        index.paths(),
+        buckets,
+        seed,
+        train_cfg["shuffle_buffer"],
+        workers,
+        worker,
+        sampling=sampling,
     )
     if distribute.is_distributed(strategy):
         return iter(strategy.experimental_distribute_dataset(dataset))

@@ -48,6 +48,10 @@ def test_invalid_values_are_refused():
         load_config("zh-en", overrides=["train.decay_from=1.0"])
     with pytest.raises(ConfigError, match="word_dropout"):
         load_config("zh-en", overrides=["model.word_dropout=-0.1"])
+    with pytest.raises(ConfigError, match="sampling_alpha"):
+        load_config("zh-en", overrides=["tokenizer.sampling_alpha=-0.1"])
+    with pytest.raises(ConfigError, match="sampling_nbest"):
+        load_config("zh-en", overrides=["tokenizer.sampling_nbest=1"])
 
 
 def test_an_unknown_key_in_a_config_file_is_an_error_naming_file_and_key(tmp_path):

@@ -1,8 +1,17 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from s2s.pipeline import Buckets, filter_long, pad_batch, training_dataset
-from s2s.vocab import BOS_ID, EOS_ID, PAD_ID
+from s2s.pipeline import (
+    Buckets,
+    Sampling,
+    filter_long,
+    pad_batch,
+    resegment,
+    training_dataset,
+)
+from s2s.tokenizer import Tokenizer, train_sentencepiece
+from s2s.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 
 def pairs(rng, n=300, max_len=20):
@@ -63,3 +72,48 @@ def test_pad_batch_pads_with_zero():
     out = pad_batch([[4, 5, 6], [7]])
     assert out.tolist() == [[4, 5, 6], [7, 0, 0]]
     assert pad_batch([[]]).shape == (1, 1)
+
+
+# -- subword regularisation ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def spm_model(tmp_path_factory) -> Tokenizer:
+    rng = np.random.default_rng(0)
+    words = ["tomorrow", "school", "going", "home", "doesn't", "want", "together", "weather"]
+    sentences = [" ".join(rng.choice(words, size=rng.integers(1, 8))) for _ in range(2000)]
+    folder = tmp_path_factory.mktemp("spm")
+    return Tokenizer(train_sentencepiece(sentences, folder / "sp", vocab_size=60, lang="en"))
+
+
+def draws(tok: Tokenizer, ids: list[int], n: int, max_length: int = 64, alpha: float = 0.1):
+    model = tok.serialized()
+    cut = resegment(Sampling(model, model, alpha=alpha, nbest=-1), max_length)
+    src = tf.constant(ids, tf.int32)
+    return [tuple(cut(src, src)[0].numpy()) for _ in range(n)]
+
+
+def test_sampled_cuts_vary_and_spell_the_same_text(spm_model):
+    text = "tomorrow we are going home together"
+    [best] = spm_model.encode([text])
+    cuts = draws(spm_model, best, 40)
+    assert len(set(cuts)) > 5 and tuple(best) in set(cuts) | {tuple(best)}
+    assert {spm_model.decode([c])[0] for c in cuts} == {text}
+    assert sum(map(len, cuts)) > 40 * len(best)  # mostly finer than the best cut
+
+
+def test_a_large_alpha_keeps_mostly_the_best_cut(spm_model):
+    [best] = spm_model.encode(["going home together"])
+    cuts = draws(spm_model, best, 40, alpha=50.0)
+    assert cuts.count(tuple(best)) >= 36
+
+
+def test_a_side_with_unk_or_too_long_a_cut_keeps_its_ids(spm_model):
+    [best] = spm_model.encode(["the weather tomorrow"])
+    with_unk = [*best, UNK_ID, *best]
+    assert set(draws(spm_model, with_unk, 10)) == {tuple(with_unk)}
+    [best] = spm_model.encode(["going home tomorrow"])  # 3 pieces; most samples are 9 or more
+    limit = len(best) + 5
+    cuts = draws(spm_model, best, 60, max_length=limit)
+    assert all(len(c) <= limit for c in cuts) and len(set(cuts)) > 1
+    assert {spm_model.decode([c])[0] for c in cuts} == {"going home tomorrow"}
