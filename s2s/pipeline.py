@@ -92,7 +92,7 @@ def training_dataset(
 
 
 @dataclass(frozen=True)
-class Sampling:
+class SubwordSampling:
     """Subword regularisation (Kudo 2018): every time a training pair is read, each side is cut
     into pieces anew, a segmentation drawn from its SentencePiece model's ``nbest`` best ones
     (-1: all of them) with probabilities proportional to ``p ** alpha`` (smaller ``alpha``:
@@ -105,7 +105,7 @@ class Sampling:
     nbest: int = 64
 
 
-def resegment(sampling: Sampling, max_length: int):
+def resegment(sampling: SubwordSampling, max_length: int):
     """``(src, tgt)`` ids -> the same texts in sampled pieces.
 
     The ids are turned back into text and cut again. A side keeps its ids when they hold
@@ -142,7 +142,7 @@ def shard_dataset(
     workers: int = 1,
     worker: int = 0,
     side: str | None = None,
-    sampling: Sampling | None = None,
+    sampling: SubwordSampling | None = None,
 ) -> tf.data.Dataset:
     """The endless training stream over TFRecord shards (:mod:`s2s.shards`), batched as
     :func:`training_dataset` batches.

@@ -21,7 +21,7 @@ from s2s.evaluate import score, write_report
 from s2s.loss import sequence_loss
 from s2s.model import Seq2Seq
 from s2s.parallel import worker_count
-from s2s.pipeline import Buckets, Sampling, filter_long, shard_dataset, training_dataset
+from s2s.pipeline import Buckets, SubwordSampling, filter_long, shard_dataset, training_dataset
 from s2s.runs import build_model, load_trained
 from s2s.shards import ShardIndex, write_shards
 from s2s.tokenizer import Tokenizer, train_sentencepiece
@@ -276,12 +276,14 @@ def fit(
     runs.write_state(paths, state)
 
 
-def subword_sampling(config: dict, src_tok: Tokenizer, tgt_tok: Tokenizer) -> Sampling | None:
+def subword_sampling(
+    config: dict, src_tok: Tokenizer, tgt_tok: Tokenizer
+) -> SubwordSampling | None:
     """What ``tokenizer.sampling_*`` asks of the training stream (None: the best cut)."""
     tokenizer = config["tokenizer"]
     if not tokenizer["sampling_alpha"]:
         return None
-    return Sampling(
+    return SubwordSampling(
         src_tok.serialized(),
         tgt_tok.serialized(),
         tokenizer["sampling_alpha"],
@@ -295,7 +297,7 @@ def training_stream(
     buckets: Buckets,
     train_cfg: dict,
     step: int,
-    sampling: Sampling | None = None,
+    sampling: SubwordSampling | None = None,
 ):
     """An iterator over the training batches; under ``multi_worker`` each worker reads its own
     share of the shards. One device restores the stream's position from the checkpoint; a

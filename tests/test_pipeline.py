@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from s2s.pipeline import (
     Buckets,
-    Sampling,
+    SubwordSampling,
     filter_long,
     pad_batch,
     resegment,
@@ -88,7 +88,7 @@ def spm_model(tmp_path_factory) -> Tokenizer:
 
 def draws(tok: Tokenizer, ids: list[int], n: int, max_length: int = 64, alpha: float = 0.1):
     model = tok.serialized()
-    cut = resegment(Sampling(model, model, alpha=alpha, nbest=-1), max_length)
+    cut = resegment(SubwordSampling(model, model, alpha=alpha, nbest=-1), max_length)
     src = tf.constant(ids, tf.int32)
     return [tuple(cut(src, src)[0].numpy()) for _ in range(n)]
 

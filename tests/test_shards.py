@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from s2s.pipeline import Buckets, Sampling, shard_dataset
+from s2s.pipeline import Buckets, SubwordSampling, shard_dataset
 from s2s.shards import ShardIndex, iter_records, write_shards
 from s2s.tokenizer import Tokenizer, train_sentencepiece
 
@@ -133,7 +133,7 @@ def test_a_sampling_stream_reads_the_same_texts_in_new_pieces_and_saves_its_posi
 ):
     frame, tok = corpus
     index = write_shards(chunks(frame), tok, tok, tmp_path, 40, len(frame))
-    sampling = Sampling(tok.serialized(), tok.serialized(), alpha=0.1, nbest=-1)
+    sampling = SubwordSampling(tok.serialized(), tok.serialized(), alpha=0.1, nbest=-1)
     stream = iter(shard_dataset(index.paths(), Buckets((41,), 4000), 0, 100, sampling=sampling))
     best = {tuple(s) for s, _ in iter_records(index)}
     rows = [tuple(r[r > 0]) for _ in range(3) for r in next(stream)[0][0].numpy()]

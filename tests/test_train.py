@@ -15,11 +15,13 @@ from conftest import ROOT, TINY, random_model
 from s2s import runs
 from s2s.config import ConfigError, load_config
 from s2s.loss import sequence_loss
+from s2s.tokenizer import Tokenizer
 from s2s.train import (
     InverseSqrt,
     TrainingDiverged,
     average_checkpoints,
     compile_model,
+    subword_sampling,
     train,
 )
 from s2s.trainer import Checkpoints
@@ -165,3 +167,13 @@ def saved_optimizer(run) -> dict:
     model.load_weights(runs.last_checkpoint(runs.RunPaths(run)))  # now with the optimizer
     moment = next(v for v in model.optimizer.variables if "momentum" in v.path)
     return {"iterations": int(model.optimizer.iterations.numpy()), "moment": moment.numpy()}
+
+
+def test_subword_sampling_reads_the_runs_sentencepiece_models_when_asked(trained_run):
+    paths = runs.RunPaths(trained_run)
+    src_tok, tgt_tok = Tokenizer(paths.spm("src")), Tokenizer(paths.spm("tgt"))
+    assert subword_sampling(load_config("zh-en", overrides=TINY), src_tok, tgt_tok) is None
+    config = load_config("zh-en", overrides=[*TINY, "tokenizer.sampling_alpha=0.2"])
+    sampling = subword_sampling(config, src_tok, tgt_tok)
+    assert sampling.src_model == paths.spm("src").read_bytes() != sampling.tgt_model
+    assert (sampling.alpha, sampling.nbest) == (0.2, 64)
