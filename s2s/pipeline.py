@@ -117,13 +117,13 @@ def resegment(sampling: SubwordSampling, max_length: int):
     import tensorflow_text as tf_text  # its ops load with it; only runs that sample need them
 
     def side(model: bytes, limit: int):
-        best = tf_text.SentencepieceTokenizer(model=model)
-        sample = tf_text.SentencepieceTokenizer(
+        # One model serves both ways: detokenizing ignores the sampling settings.
+        sp = tf_text.SentencepieceTokenizer(
             model=model, nbest_size=sampling.nbest, alpha=sampling.alpha
         )
 
         def cut(ids):
-            new = tf.cast(sample.tokenize(best.detokenize(ids)), tf.int32)
+            new = tf.cast(sp.tokenize(sp.detokenize(ids)), tf.int32)
             keep = tf.reduce_any(tf.equal(ids, UNK_ID)) | (tf.size(new) > limit)
             return tf.cond(keep, lambda: ids, lambda: new)
 

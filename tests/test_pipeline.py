@@ -97,7 +97,7 @@ def test_sampled_cuts_vary_and_spell_the_same_text(spm_model):
     text = "tomorrow we are going home together"
     [best] = spm_model.encode([text])
     cuts = draws(spm_model, best, 40)
-    assert len(set(cuts)) > 5 and tuple(best) in set(cuts) | {tuple(best)}
+    assert len(set(cuts)) > 5
     assert {spm_model.decode([c])[0] for c in cuts} == {text}
     assert sum(map(len, cuts)) > 40 * len(best)  # mostly finer than the best cut
 
