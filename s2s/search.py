@@ -122,6 +122,7 @@ class Active(NamedTuple):
     limit: tf.Tensor  # [A] tokens allowed before </s>
     alive_log_prob: tf.Tensor  # [A, K]
     finished: Finished  # [A, K] each
+    done: tf.Tensor  # [A] bool: only a fixed-shape loop keeps done sentences (see decode)
 
 
 # -- strategies --------------------------------------------------------------------------------
@@ -276,6 +277,7 @@ def decode(
     max_len_b: int = 10,
     attention=False,
     start=None,
+    compact: bool = True,
 ):
     """Search ``src [B, S]`` with ``strategy``; see the module docstring.
 
@@ -285,11 +287,20 @@ def decode(
     then padding, plus each hypothesis' attention weights ``[B, K, T, S]`` when asked.
     ``start``: the first token each sentence is fed ``[B]`` (default ``<s>``; a language model
     continuing a prefix is fed the prefix's last piece).
+
+    ``compact=False`` keeps every shape fixed, as XLA needs (:func:`compiled`): a done sentence
+    stays in the batch, its finished set frozen, and the history has room for the loop bound's
+    steps (``T`` is then that bound; the steps not run hold padding). The number of steps run
+    comes last in what it returns.
     """
     k = strategy.width
     batch, src_len = tf.shape(src)[0], tf.shape(src)[1]
     memory, keys, mask, states = model.encode(src)
     limit, steps = max_output_lengths(src, max_len_a, max_len_b)
+    if not compact:  # the bound from the padded length alone: a compile-time constant
+        steps = (
+            tf.cast(tf.floor(max_len_a * tf.cast(src_len, tf.float32) + max_len_b), tf.int32) + 1
+        )
     first_only = tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], axis=0)  # one start, not K copies
     active = Active(
         index=tf.range(batch),
@@ -301,8 +312,9 @@ def decode(
         limit=limit,
         alive_log_prob=tf.tile(first_only[None, :], [batch, 1]),
         finished=Finished.empty(batch, k),
+        done=tf.zeros([batch], tf.bool),
     )
-    history = History.start(attention)
+    history = History.start(attention, size=None if compact else steps)
 
     def body(t, active: Active, finished: Finished, history: History):
         logits, states, weights = model.decode_step(
@@ -317,12 +329,12 @@ def decode(
         if k > 1:  # each alive hypothesis continues from its parent's state
             rows = tf.reshape(step.parents + tf.range(tf.shape(step.parents)[0])[:, None] * k, [-1])
             states = tf.nest.map_structure(lambda s: tf.gather(s, rows), states)
-        active = active._replace(
-            tokens=tf.reshape(step.tokens, [-1]),
-            states=states,
-            alive_log_prob=step.alive_log_prob,
-            finished=step.finished,
+        grown = dict(
+            tokens=tf.reshape(step.tokens, [-1]), states=states, alive_log_prob=step.alive_log_prob
         )
+        if not compact:
+            return t + 1, freeze(active, step)._replace(**grown), finished, history
+        active = active._replace(finished=step.finished, **grown)
         active, finished = tf.cond(
             tf.reduce_any(step.done),
             lambda: retire(active, finished, step.done, k),
@@ -331,22 +343,63 @@ def decode(
         return t + 1, active, finished, history
 
     def cond(t, active, *_):
-        return tf.logical_and(t < steps, tf.size(active.index) > 0)
+        return tf.logical_and(t < steps, tf.reduce_any(tf.logical_not(active.done)))
 
-    t, active, finished, history = tf.while_loop(
-        cond,
-        body,
-        (tf.constant(0), active, Finished.empty(batch, k), history),
-        shape_invariants=(
-            tf.TensorShape([]),
-            _invariants(active),
-            tf.nest.map_structure(lambda x: x.shape, Finished.empty(batch, k)),
-            history.shape_invariants(),
-        ),
+    loop_vars = (tf.constant(0), active, Finished.empty(batch, k), history)
+    invariants = (
+        tf.TensorShape([]),
+        _invariants(active) if compact else tf.nest.map_structure(lambda x: x.shape, active),
+        tf.nest.map_structure(lambda x: x.shape, loop_vars[2]),
+        history.shape_invariants(),
     )
+    t, active, finished, history = tf.while_loop(cond, body, loop_vars, shape_invariants=invariants)
     # Sentences still active when the loop bound ended it keep what they finished.
     finished = _scatter_rows(finished, active.index, active.finished)
-    return history.backtrack(finished, t, src_len)
+    if compact:
+        return history.backtrack(finished, t, src_len)
+    return (*history.backtrack(finished, steps, src_len), t)
+
+
+def freeze(active: Active, step: Step) -> Active:
+    """The fixed-shape loop's retirement: a sentence done before this step keeps its finished
+    set as it was (later steps may not change what it returns)."""
+    keep = lambda old, new: tf.where(active.done[:, None], old, new)  # noqa: E731
+    return active._replace(
+        finished=tf.nest.map_structure(keep, active.finished, step.finished),
+        done=tf.logical_or(active.done, step.done),
+    )
+
+
+def padded_size(n, smallest: int):
+    """The power of two >= ``n`` and >= ``smallest``: the shapes a compiled search is built for."""
+    n = tf.maximum(n, smallest)
+    return tf.cast(
+        2 ** tf.math.ceil(tf.math.log(tf.cast(n, tf.float32)) / tf.math.log(2.0)), tf.int32
+    )
+
+
+def compiled(search, src, min_rows: int = 1, min_length: int = 8):
+    """Run ``search(src)`` (a fixed-shape :func:`decode`, ``compact=False``) compiled
+    by XLA, on ``src [B, S]`` padded to power-of-two rows and columns, so that a handful of
+    shapes are compiled (each once per process, a few seconds) and every later call reuses them.
+    Padding columns are ``<pad>``, which the encoder masks; padding rows are a lone ``</s>``
+    (a one-piece sentence: it ends at once) and are dropped from the results, as are the
+    history's steps the loop did not run. Same results as the compacting loop, up to float
+    rounding (XLA fuses and reorders some sums).
+    """
+    batch, length = tf.shape(src)[0], tf.shape(src)[1]
+    rows, columns = padded_size(batch, min_rows), padded_size(length, min_length)
+    src = tf.pad(src, [[0, rows - batch], [0, columns - length]])
+    src = tf.tensor_scatter_nd_update(
+        src,
+        tf.stack([tf.range(batch, rows), tf.zeros([rows - batch], tf.int32)], axis=1),
+        tf.fill([rows - batch], EOS_ID),
+    )
+    *out, steps = tf.function(search, jit_compile=True, autograph=False)(src)
+    ids, scores = out[0][:batch, :, :steps], out[1][:batch]
+    if len(out) == 3:
+        return ids, scores, out[2][:batch, :, :steps, :length]
+    return ids, scores
 
 
 def _invariants(active: Active):
@@ -386,6 +439,7 @@ def retire(active: Active, finished: Finished, done, k: int) -> tuple[Active, Fi
             limit=per_sentence(active.limit),
             alive_log_prob=per_sentence(active.alive_log_prob),
             finished=tf.nest.map_structure(per_sentence, active.finished),
+            done=per_sentence(active.done),
         ),
         finished,
     )
@@ -400,9 +454,13 @@ class History(NamedTuple):
     attention: tf.TensorArray | tuple
 
     @classmethod
-    def start(cls, attention: bool) -> History:
+    def start(cls, attention: bool, size=None) -> History:
+        """Empty arrays that grow, or (``size``: the fixed-shape loop) hold ``size`` steps."""
         array = lambda dtype, shape: tf.TensorArray(  # noqa: E731
-            dtype, size=0, dynamic_size=True, element_shape=shape
+            dtype,
+            size=0 if size is None else size,
+            dynamic_size=size is None,
+            element_shape=shape,
         )
         return cls(
             array(tf.int32, [None, None]),
@@ -465,12 +523,31 @@ class History(NamedTuple):
 # -- the searches the rest of s2s calls --------------------------------------------------------
 
 
-def greedy_search(model, src, alpha=0.0, max_len_a=1.5, max_len_b=10, return_attention=False):
+def run_search(model, src, strategy, max_len_a, max_len_b, attention=False, jit_compile=False):
+    """:func:`decode`, or with ``jit_compile`` its fixed-shape loop compiled by XLA
+    (:func:`compiled`): same results up to float rounding, several times faster at batch 1."""
+    if not jit_compile:
+        return decode(model, src, strategy, max_len_a, max_len_b, attention)
+
+    def search(padded):
+        return decode(model, padded, strategy, max_len_a, max_len_b, attention, compact=False)
+
+    return compiled(search, src)
+
+
+def greedy_search(
+    model,
+    src,
+    alpha=0.0,
+    max_len_a=1.5,
+    max_len_b=10,
+    return_attention=False,
+    jit_compile: bool = False,
+):
     """The most likely token at each step: ``(ids [B, T], scores [B])``, plus attention
     ``[B, T, S]`` when asked."""
-    out = decode(
-        model, src, SinglePath(BestSampler(), alpha), max_len_a, max_len_b, return_attention
-    )
+    strategy = SinglePath(BestSampler(), alpha)
+    out = run_search(model, src, strategy, max_len_a, max_len_b, return_attention, jit_compile)
     return tuple(x[:, 0] for x in out)
 
 
@@ -484,12 +561,14 @@ def sample_search(
     max_len_a: float = 1.5,
     max_len_b: int = 10,
     return_attention: bool = False,
+    jit_compile: bool = False,
 ):
     """Draw each token from the model's distribution (:class:`RandomSampler`). The same batch
-    and seed give the same samples. Scores are the model's own (untempered) log-probability,
-    length-normalised. Returns as :func:`greedy_search`."""
+    and seed give the same samples (with ``jit_compile``, other samples than without).
+    Scores are the model's own (untempered) log-probability, length-normalised. Returns as
+    :func:`greedy_search`."""
     strategy = SinglePath(RandomSampler(temperature, top_k, seed), alpha)
-    out = decode(model, src, strategy, max_len_a, max_len_b, return_attention)
+    out = run_search(model, src, strategy, max_len_a, max_len_b, return_attention, jit_compile)
     return tuple(x[:, 0] for x in out)
 
 
@@ -502,8 +581,9 @@ def beam_search(
     max_len_b: int = 10,
     return_attention: bool = False,
     stopping: str = "exact",
+    jit_compile: bool = False,
 ):
     """Beam search (:class:`BeamSearch`): ``(ids [B, K, T], scores [B, K])``, best first, plus
     the attention weights of each returned hypothesis ``[B, K, T, S]`` when asked."""
     strategy = BeamSearch(beam_size, alpha, stopping)
-    return decode(model, src, strategy, max_len_a, max_len_b, return_attention)
+    return run_search(model, src, strategy, max_len_a, max_len_b, return_attention, jit_compile)

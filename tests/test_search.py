@@ -218,6 +218,52 @@ def test_attention_weights_come_with_the_hypotheses_they_produced(search):
         tokens = tf.constant([ids[0, 0, t]])
 
 
+@pytest.mark.parametrize("search", ["greedy", "beam", "beam-attention"])
+def test_compiled_search_returns_what_the_compacting_loop_returns(search):
+    """7 sentences of 1-9 pieces: the compiled loop runs them as 8 x 16 (a padding row, seven
+    padding columns) and must hand back the compacting loop's ids, scores and attention, with
+    the same shapes."""
+    model = random_model(seed=9, attention="additive")
+    src = random_batch(np.random.default_rng(9), 7, 9, 50)
+    if search == "greedy":
+        run = lambda jit: greedy_search(model, src, alpha=0.6, jit_compile=jit)  # noqa: E731
+    else:
+        attention = search == "beam-attention"
+        run = lambda jit: beam_search(  # noqa: E731
+            model, src, beam_size=3, return_attention=attention, jit_compile=jit
+        )
+    compacting, compiled = run(False), run(True)
+    assert len(compacting) == len(compiled)
+    np.testing.assert_array_equal(compiled[0].numpy(), compacting[0].numpy())
+    np.testing.assert_allclose(compiled[1].numpy(), compacting[1].numpy(), rtol=1e-5)
+    for got, want in zip(compiled[2:], compacting[2:], strict=True):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_done_sentences_keep_their_finished_set_in_the_fixed_shape_loop():
+    """Without compaction a done sentence goes on computing beside one that is not; what it
+    returns must not change. ``freeze`` keeps a done row's finished set as it was."""
+    model = MarkovModel({BOS_ID: {A: 0.9, EOS_ID: 0.1}, A: {A: 0.9, EOS_ID: 0.1}})
+    short, mixed = SRC[:, :1], np.array([[7, 0, 0, 0, 0, 0], [7, 7, 7, 7, 7, 7]], np.int32)
+    alone = search.decode(model, short, search.BeamSearch(2, 1.5), compact=False)
+    beside = search.decode(model, mixed, search.BeamSearch(2, 1.5), compact=False)
+    steps = int(alone[-1])
+    np.testing.assert_array_equal(beside[0][0, :, :steps], alone[0][0, :, :steps])
+    np.testing.assert_allclose(beside[1][0], alone[1][0], rtol=1e-6)
+    assert int(beside[-1]) > steps  # the long sentence ran on (its limit is higher)
+
+    finished = lambda score: search.Finished(  # noqa: E731
+        tf.constant([[score, score]]), tf.constant([[1, 2]]), tf.constant([[0, 1]])
+    )
+    active = search.Active(*[None] * 8, finished=finished(-1.0), done=tf.constant([True]))
+    new = search.Step(None, None, None, finished(-0.5), done=tf.constant([False]))
+    frozen = search.freeze(active, new)
+    np.testing.assert_array_equal(frozen.finished.score, [[-1.0, -1.0]])
+    assert frozen.done.numpy().tolist() == [True]
+    live = search.freeze(active._replace(done=tf.constant([False])), new)
+    np.testing.assert_array_equal(live.finished.score, [[-0.5, -0.5]])
+
+
 # Brute force. Bigram models over the real tokens 4-7 and </s> (PAD, UNK and BOS never come out):
 # few enough hypotheses to list them all, and a model may allow only some successors.
 REAL = (4, 5, 6, 7)
@@ -356,12 +402,16 @@ def assert_top_k(found: list[Scored], best: list[Scored], k: int) -> None:
     np.testing.assert_allclose([s for s, _ in found], [s for s, _ in best[:k]], atol=1e-5)
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
 @pytest.mark.parametrize("alpha", [0.6, 1.5])
 @pytest.mark.parametrize("beam_size, exhaustive", [(1, 0), (3, 40), (5, 94), (None, 120)])
-def test_exact_beam_search_against_brute_force(alpha, beam_size, exhaustive):
+def test_exact_beam_search_against_brute_force(alpha, beam_size, exhaustive, jit_compile):
     """Beam search (``stopping="exact"``) against a list of every hypothesis of seeded bigram
     models, scored by the module's rules (``n`` counts </s>, at most ``limit`` tokens before it,
     ``log P / lp(n)``), one model and limit per sentence of the batch.
+
+    ``jit_compile``: the fixed-shape loop compiled by XLA (done sentences stay in the batch,
+    padding rows and columns added) is held to the same.
 
     A beam of ``K`` is no exhaustive search, and s2s.search does not claim one: exact stopping
     only promises that going on would not improve the finished set. So every beam is held to
@@ -376,7 +426,14 @@ def test_exact_beam_search_against_brute_force(alpha, beam_size, exhaustive):
     tables, limits, src = bigram_batch()
     k = beam_size or max(map(most_candidates, tables, limits))
     ids, scores = beam_search(
-        BigramModels(tables), src, k, alpha, max_len_a=1.0, max_len_b=0, stopping="exact"
+        BigramModels(tables),
+        src,
+        k,
+        alpha,
+        max_len_a=1.0,
+        max_len_b=0,
+        stopping="exact",
+        jit_compile=jit_compile,
     )
     checked = 0
     for row, (table, limit) in enumerate(zip(tables, limits, strict=True)):
