@@ -184,9 +184,10 @@ def input_tokens_per_s(dataset: tf.data.Dataset, repeats: int = 3) -> list[float
 
 
 def sentences_per_s(translator: Translator, sentences: list[str], repeats: int = 3):
-    """Sentences/s of ``translator`` over ``sentences``, ``repeats`` times after a warm-up;
-    returns the figures and the last run's hypotheses."""
-    translator.translate(sentences[: translator.batch_size])  # trace
+    """Sentences/s of ``translator`` over ``sentences``, ``repeats`` times after a warm-up pass
+    (it traces the search, and compiles each shape a compiled search meets); returns the
+    figures and the last run's hypotheses."""
+    translator.translate(sentences)
     figures = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -228,14 +229,19 @@ def decode_figures(translator: Translator, sentences: list[str], peak_gflops: fl
 
 
 def serving_figures(
-    run_dir: Path, translator: Translator, sentences: list[str], precision: str = "float32"
+    run_dir: Path,
+    translator: Translator,
+    sentences: list[str],
+    precision: str = "float32",
+    jit_compile: bool = False,
 ) -> dict:
     """The exported ``serving_default`` against the Python path on the same sentences:
     batch-1 latency per request (ms) and batch-32 throughput (sentences/s)."""
     from s2s.export import export
 
     def timed(call, batches) -> list[float]:
-        call(batches[0])  # trace / warm up
+        for batch in batches:  # warm up: traces, and compiles each shape a compiled search meets
+            call(batch)
         figures = []
         for batch in batches:
             t = time.perf_counter()
@@ -246,7 +252,8 @@ def serving_figures(
     singles = [[s] for s in sentences]
     thirty_twos = [sentences[i : i + 32] for i in range(0, len(sentences) - 31, 32)]
     with tempfile.TemporaryDirectory() as tmp:
-        served = tf.saved_model.load(str(export(run_dir, Path(tmp), precision=precision)))
+        exported = export(run_dir, Path(tmp), precision=precision, jit_compile=jit_compile)
+        served = tf.saved_model.load(str(exported))
         signature = served.signatures["serving_default"]
 
         def serve(batch):
@@ -374,6 +381,7 @@ def decoding_figures(config, trained_run, src_tok, tgt_tok, sources, results: di
 
     trained = trained_run is not None and runs.RunPaths(trained_run).model.exists()
     precision = config["search"]["precision"]  # the bench's config (--set search.precision=..)
+    jit = config["search"]["jit_compile"]  # ... and --set search.jit_compile=true
     if trained:
         config, model, src_tok, tgt_tok = load_trained(trained_run, precision=precision)
     else:
@@ -383,6 +391,7 @@ def decoding_figures(config, trained_run, src_tok, tgt_tok, sources, results: di
         if trained
         else "untrained (outputs run to the length limit)",
         "decode_compute_dtype": compute_dtype(model),
+        "decode_jit_compile": jit,
     }
     peak = results["matmul_gflops"]["median"]
     if out["decode_compute_dtype"] == "bfloat16" and "matmul_gflops_bfloat16" in results:
@@ -391,7 +400,7 @@ def decoding_figures(config, trained_run, src_tok, tgt_tok, sources, results: di
     def figures(beam: int, batch: int, sentences: list[str]) -> dict:
         log(f"beam {beam}, batch {batch}, {len(sentences)} sentences ...")
         translator = Translator.from_config(
-            model, src_tok, tgt_tok, config, beam_size=beam, batch_size=batch
+            model, src_tok, tgt_tok, config, beam_size=beam, batch_size=batch, jit_compile=jit
         )
         return decode_figures(translator, sentences, peak)
 
@@ -406,8 +415,8 @@ def decoding_figures(config, trained_run, src_tok, tgt_tok, sources, results: di
         out[f"beam5_batch64_src{pieces}"] = figures(5, 64, subset)
     if trained:
         log("SavedModel vs Python: batch-1 latency, batch-32 throughput ...")
-        translator = Translator.from_config(model, src_tok, tgt_tok, config)
-        out.update(serving_figures(trained_run, translator, sources[:128], precision))
+        translator = Translator.from_config(model, src_tok, tgt_tok, config, jit_compile=jit)
+        out.update(serving_figures(trained_run, translator, sources[:128], precision, jit))
     return out
 
 

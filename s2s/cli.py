@@ -118,6 +118,7 @@ def cmd_translate(args) -> int:
         batch_size=args.batch_size,
         lm_run=args.lm_run,
         lm_weight=args.lm_weight,
+        jit_compile=args.jit_compile,
     )
     if args.nbest > max(1, translator.beam_size if sampling is None else 1):
         raise SystemExit(f"--nbest {args.nbest} needs a beam of at least {args.nbest}")
@@ -192,6 +193,7 @@ def cmd_export(args) -> int:
         lm_run=args.lm_run,
         lm_weight=args.lm_weight,
         precision=args.precision,
+        jit_compile=args.jit_compile,
     )
     _log(f"exported {run} to {target}")
     print(target)
@@ -359,6 +361,15 @@ def _fusion_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _jit_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--jit-compile",
+        action=argparse.BooleanOptionalAction,
+        help="search with the XLA-compiled loop (faster for small batches; default: the run's "
+        "search.jit_compile)",
+    )
+
+
 def _precision_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
@@ -408,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same output)")
     _fusion_args(p)
     _precision_arg(p)
+    _jit_arg(p)
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("evaluate", help="score a run's split, or a hypothesis file")
@@ -438,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam", type=int, help="beam size; default from the run's config")
     _fusion_args(p)
     _precision_arg(p)
+    _jit_arg(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("bench", help="measure training, input, search and serving speed")

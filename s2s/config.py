@@ -68,11 +68,15 @@ def apply_override(config: dict, assignment: str) -> dict:
 
 
 def coerce_types(defaults: dict, config: dict, prefix: str = "") -> dict:
-    """Make numbers numbers where the default is one: YAML reads ``1e-3`` as a string."""
+    """Make numbers numbers where the default is one: YAML reads ``1e-3`` as a string. A key
+    whose default is true or false takes nothing else (``maybe`` and ``1`` are errors)."""
     for key, default in defaults.items():
         value = config.get(key)
         if isinstance(default, dict) and isinstance(value, dict):
             coerce_types(default, value, f"{prefix}{key}.")
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{prefix}{key} must be true or false, not {value!r}")
         elif isinstance(default, (int, float)) and not isinstance(default, bool):
             if isinstance(value, str):
                 try:

@@ -167,6 +167,7 @@ class Translation(tf.Module):
         script: str = "keep",
         lm=None,
         lm_weight: float = 0.0,
+        jit_compile: bool = False,
     ):
         super().__init__(name="translation")
         self.src_tables = normalization_tables(src_lang, script)
@@ -191,6 +192,7 @@ class Translation(tf.Module):
         )
         self.beam_size, self.alpha, self.stopping = beam_size, alpha, stopping
         self.max_len_a, self.max_len_b, self.max_src_len = max_len_a, max_len_b, max_src_len
+        self.jit_compile = jit_compile
 
     def _pieces(self, text):
         """Source piece ids ``[N, (pieces)]``: normalised as in Python, then SentencePiece."""
@@ -225,7 +227,12 @@ class Translation(tf.Module):
         src, empty = self._source_ids(text)
         if self.beam_size == 1:
             ids, scores = greedy_search(
-                self.search_model, src, self.alpha, self.max_len_a, self.max_len_b
+                self.search_model,
+                src,
+                self.alpha,
+                self.max_len_a,
+                self.max_len_b,
+                jit_compile=self.jit_compile,
             )
             ids, scores = ids[:, None, :], scores[:, None]
         else:
@@ -237,6 +244,7 @@ class Translation(tf.Module):
                 self.max_len_a,
                 self.max_len_b,
                 stopping=self.stopping,
+                jit_compile=self.jit_compile,
             )
         shape = tf.shape(ids)
         texts = tf.reshape(self._detokenize(tf.reshape(ids, [-1, shape[2]])), shape[:2])
@@ -288,15 +296,23 @@ def export(
     lm_run: str | None = None,
     lm_weight: float | None = None,
     precision: str | None = None,
+    jit_compile: bool | None = None,
 ) -> Path:
     """Export the run's best model to ``out_dir/<next version>/``; returns that folder.
     ``lm_run``/``lm_weight`` (default: the run's ``search`` settings) put a language model for
     shallow fusion into the graph; ``precision`` (default: the run's ``search.precision``) is
-    the one the graph computes in."""
+    the one the graph computes in; ``jit_compile`` (default: the run's ``search.jit_compile``)
+    compiles the search with XLA, which TF Serving runs only when started with
+    ``--xla_cpu_compilation_enabled=true``."""
     from s2s.runs import fusion_model, load_trained
 
     config, model, src_tok, tgt_tok = load_trained(run_dir, precision=precision)
-    given = {"beam_size": beam_size, "lm_run": lm_run, "lm_weight": lm_weight}
+    given = {
+        "beam_size": beam_size,
+        "lm_run": lm_run,
+        "lm_weight": lm_weight,
+        "jit_compile": jit_compile,
+    }
     search = {**config["search"], **{k: v for k, v in given.items() if v is not None}}
     module = Translation(
         model,
@@ -312,6 +328,7 @@ def export(
         script=config["data"].get("chinese_script", "keep"),  # as Translator.from_config
         lm=fusion_model(search, tgt_tok),
         lm_weight=search.get("lm_weight", 0.0),
+        jit_compile=search.get("jit_compile", False),
     )
     out_dir = Path(out_dir)
     target = out_dir / str(next_version(out_dir))
@@ -329,6 +346,7 @@ def export(
                 "stopping",
                 "lm_run",
                 "lm_weight",
+                "jit_compile",
             )
         },
         "max_src_pieces": module.max_src_len,

@@ -66,6 +66,7 @@ class Translator:
         script: str = "keep",
         lm=None,
         lm_weight: float = 0.0,
+        jit_compile: bool = False,
     ):
         self.model, self.src_tok, self.tgt_tok = model, src_tokenizer, tgt_tokenizer
         self.src_lang = src_lang
@@ -74,6 +75,7 @@ class Translator:
         self.batch_size, self.max_src_len = batch_size, max_src_len
         self.sampling, self.stopping, self.script = sampling, stopping, script
         self.lm, self.lm_weight = lm, lm_weight
+        self.jit_compile = jit_compile
         self.traces = 0
         spec = [tf.TensorSpec([None, None], tf.int32)]
         self._search = tf.function(self._traced_search, input_signature=spec)
@@ -110,6 +112,7 @@ class Translator:
             script=config["data"].get("chinese_script", "keep"),  # runs older than the key: keep
             lm=fusion_model(search, tgt_tokenizer),
             lm_weight=search.get("lm_weight", 0.0),
+            jit_compile=search.get("jit_compile", False),  # runs older than the key: off
         )
 
     @property
@@ -122,16 +125,30 @@ class Translator:
     def _search_fn(self, src, return_attention: bool = False):
         """``(ids [B, N, T], scores [B, N][, attention [B, N, T, S]])``, best first."""
         lengths = (self.alpha, self.max_len_a, self.max_len_b)
+        jit = self.jit_compile
         if self.sampling is not None:
             s = self.sampling
             out = sample_search(
-                self.search_model, src, s.temperature, s.top_k, s.seed, *lengths, return_attention
+                self.search_model,
+                src,
+                s.temperature,
+                s.top_k,
+                s.seed,
+                *lengths,
+                return_attention,
+                jit_compile=jit,
             )
         elif self.beam_size == 1:
-            out = greedy_search(self.search_model, src, *lengths, return_attention)
+            out = greedy_search(self.search_model, src, *lengths, return_attention, jit)
         else:
             return beam_search(
-                self.search_model, src, self.beam_size, *lengths, return_attention, self.stopping
+                self.search_model,
+                src,
+                self.beam_size,
+                *lengths,
+                return_attention,
+                self.stopping,
+                jit_compile=jit,
             )
         return tuple(x[:, None] for x in out)
 

@@ -54,6 +54,13 @@ def test_invalid_values_are_refused():
         load_config("zh-en", overrides=["tokenizer.sampling_nbest=1"])
 
 
+@pytest.mark.parametrize("value", ["maybe", "1", "null"])
+def test_a_switch_takes_true_or_false_only(value):
+    with pytest.raises(ConfigError, match=r"search\.jit_compile must be true or false"):
+        load_config("zh-en", overrides=[f"search.jit_compile={value}"])
+    assert load_config("zh-en", overrides=["search.jit_compile=true"])["search"]["jit_compile"]
+
+
 def test_an_unknown_key_in_a_config_file_is_an_error_naming_file_and_key(tmp_path):
     """It used to be ignored: ``train: {epoch: 3}`` trained for the default 40 epochs."""
     path = tmp_path / "pair.yaml"

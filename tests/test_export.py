@@ -140,13 +140,21 @@ def test_the_warmup_requests_are_the_runs_own_dev_sources(exported, trained_run)
 
 
 @pytest.mark.slow
-def test_the_export_translates_exactly_as_python_does(exported, trained_run, tmp_path):
+@pytest.mark.parametrize("search", ["compacting", "compiled"])
+def test_the_export_translates_exactly_as_python_does(exported, trained_run, tmp_path, search):
+    """In a fresh process, what Python's translator gives; ``compiled``: an export whose search
+    is the XLA-compiled loop (``search.jit_compile``) against Python's default search."""
+    export_dir = exported[0]
+    if search == "compiled":
+        export_dir = export(trained_run, tmp_path / "exports", jit_compile=True)
+        meta = json.loads((export_dir / "assets" / "meta.json").read_text(encoding="utf-8"))
+        assert meta["search"]["jit_compile"] is True
     paths = runs.RunPaths(trained_run)
     sources, _ = data_lib.references(data_lib.load_splits(paths.data).test)
     texts = [*sources[:40], "", "   ", "好" * 500, "x", *AWKWARD]
     (tmp_path / "in.json").write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
     served = subprocess.run(
-        [sys.executable, "-c", SERVE, str(exported[0]), str(tmp_path / "in.json")],
+        [sys.executable, "-c", SERVE, str(export_dir), str(tmp_path / "in.json")],
         capture_output=True,
         text=True,
         env=ENV,

@@ -59,6 +59,21 @@ def test_a_sentence_translates_the_same_alone_and_in_a_batch(translator):
     assert together == alone
 
 
+def test_the_compiled_search_translates_as_the_compacting_one(trained_run, translator):
+    """``search.jit_compile``: one sentence at a time and in a batch with a short last one."""
+    config, model, src_tok, tgt_tok = load_trained(trained_run)
+    sentences = ["我们走吧。", "你好。", "汤姆不想去那里，因为他很累。", "这是我的书。", "他来了。"]
+    want = translator.translate(sentences)
+    for batch_size in (1, 4):
+        compiled = Translator.from_config(
+            model, src_tok, tgt_tok, config, batch_size=batch_size, jit_compile=True
+        )
+        got = compiled.translate(sentences)
+        assert [h.text for h in got] == [h.text for h in want]
+        assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-5)
+        assert [h.length for h in got] == [h.length for h in want]
+
+
 def test_cli_translates_stdin_in_order_under_any_locale(trained_run, translator):
     import os
 
