@@ -14,6 +14,12 @@ done. The loop keeps only what is alive:
 - *untiled memory*: the encoder memory and keys stay ``[A, S, D]`` (one copy per sentence, not
   per hypothesis): the decoder groups its ``A*K`` queries by sentence for attention.
 
+Or, with ``jit_compile``, the whole search is one XLA program (:func:`compiled`): shapes must
+then stay fixed, so nothing is compacted (a done sentence's finished set is frozen instead) and
+the batch is padded to power-of-two rows and columns. XLA fuses each step's ~200 small ops,
+which is what a batch of one sentence is made of; at batch 64 the matmuls dominate, and
+compaction saves more than fusion does (figures in ``bench/README.md``).
+
 Strategies: :class:`BeamSearch` (``K`` hypotheses, alive and finished kept apart) and
 :class:`SinglePath` (one hypothesis a sentence, its tokens chosen by a :class:`Sampler`:
 greedy with :class:`BestSampler`, sampling with :class:`RandomSampler`).
@@ -370,25 +376,29 @@ def freeze(active: Active, step: Step) -> Active:
     )
 
 
-def padded_size(n, smallest: int):
-    """The power of two >= ``n`` and >= ``smallest``: the shapes a compiled search is built for."""
-    n = tf.maximum(n, smallest)
-    return tf.cast(
-        2 ** tf.math.ceil(tf.math.log(tf.cast(n, tf.float32)) / tf.math.log(2.0)), tf.int32
-    )
+def power_of_two(n):
+    """The smallest power of two >= ``n`` (a scalar tensor), found without floating point."""
+    powers = tf.constant([2**i for i in range(31)])
+    return tf.gather(powers, tf.searchsorted(powers, tf.reshape(n, [1]))[0])
 
 
-def compiled(search, src, min_rows: int = 1, min_length: int = 8):
+def multiple_of(n, step: int):
+    """The smallest multiple of ``step`` >= ``n`` (and >= ``step``)."""
+    return tf.maximum((n + step - 1) // step, 1) * step
+
+
+def compiled(search, src, length_step: int = 8):
     """Run ``search(src)`` (a fixed-shape :func:`decode`, ``compact=False``) compiled
-    by XLA, on ``src [B, S]`` padded to power-of-two rows and columns, so that a handful of
-    shapes are compiled (each once per process, a few seconds) and every later call reuses them.
+    by XLA, on ``src [B, S]`` padded to a power-of-two number of rows and a multiple of
+    ``length_step`` columns, so that a handful of shapes are compiled (each once per process, a
+    few seconds) and every later call reuses them.
     Padding columns are ``<pad>``, which the encoder masks; padding rows are a lone ``</s>``
     (a one-piece sentence: it ends at once) and are dropped from the results, as are the
     history's steps the loop did not run. Same results as the compacting loop, up to float
     rounding (XLA fuses and reorders some sums).
     """
     batch, length = tf.shape(src)[0], tf.shape(src)[1]
-    rows, columns = padded_size(batch, min_rows), padded_size(length, min_length)
+    rows, columns = power_of_two(batch), multiple_of(length, length_step)
     src = tf.pad(src, [[0, rows - batch], [0, columns - length]])
     src = tf.tensor_scatter_nd_update(
         src,
@@ -488,6 +498,8 @@ class History(NamedTuple):
         """Follow each finished hypothesis' parent pointers from its ``</s>`` back to the start:
         ``(ids [B, K, T], scores [B, K][, attention [B, K, T, S]])``."""
         tokens, parents = self.tokens.stack(), self.parents.stack()  # [T, B, K]
+        for stacked in (tokens, parents):  # the carry below keeps finished's static shape
+            stacked.set_shape([None, *finished.parent.shape])
         with_attention = not isinstance(self.attention, tuple)
         attention = self.attention.stack() if with_attention else tf.zeros([t, 0, 0, 0])
 

@@ -240,6 +240,27 @@ def test_compiled_search_returns_what_the_compacting_loop_returns(search):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-6)
 
 
+def test_compiled_shapes_are_powers_of_two_rows_and_multiples_of_eight_columns():
+    sizes = list(range(1, 70))
+    assert [int(search.power_of_two(n)) for n in sizes] == [
+        1 << (n - 1).bit_length() for n in sizes
+    ]
+    assert [int(search.multiple_of(n, 8)) for n in (0, 1, 8, 9, 63)] == [8, 8, 8, 16, 64]
+
+
+def test_the_fixed_shape_loop_traces_for_a_static_batch_shape():
+    """What XLA sees: every shape known. The backtracking carry must keep them."""
+    model = random_model(seed=10)
+    src = tf.constant(random_batch(np.random.default_rng(10), 4, 8, 50))
+    strategy = search.BeamSearch(3, 0.6)
+    ids, scores, steps = tf.function(lambda x: search.decode(model, x, strategy, compact=False))(
+        src
+    )
+    want_ids, want_scores = beam_search(model, src, beam_size=3)
+    np.testing.assert_array_equal(ids[:, :, :steps], want_ids)
+    np.testing.assert_allclose(scores, want_scores, rtol=1e-5)
+
+
 def test_done_sentences_keep_their_finished_set_in_the_fixed_shape_loop():
     """Without compaction a done sentence goes on computing beside one that is not; what it
     returns must not change. ``freeze`` keeps a done row's finished set as it was."""
