@@ -249,9 +249,10 @@ def test_compiled_shapes_are_powers_of_two_rows_and_multiples_of_eight_columns()
 
 
 def test_the_fixed_shape_loop_traces_for_a_static_batch_shape():
-    """What XLA sees: every shape known. The backtracking carry must keep them."""
+    """What XLA sees: every shape known (one sentence: gathers lose a batch dimension of 1).
+    The backtracking carry must keep them."""
     model = random_model(seed=10)
-    src = tf.constant(random_batch(np.random.default_rng(10), 4, 8, 50))
+    src = tf.constant(random_batch(np.random.default_rng(10), 1, 8, 50))
     strategy = search.BeamSearch(3, 0.6)
     ids, scores, steps = tf.function(lambda x: search.decode(model, x, strategy, compact=False))(
         src
