@@ -390,12 +390,14 @@ def multiple_of(n, step: int):
 def compiled(search, src, length_step: int = 8):
     """Run ``search(src)`` (a fixed-shape :func:`decode`, ``compact=False``) compiled
     by XLA, on ``src [B, S]`` padded to a power-of-two number of rows and a multiple of
-    ``length_step`` columns, so that a handful of shapes are compiled (each once per process, a
-    few seconds) and every later call reuses them.
-    Padding columns are ``<pad>``, which the encoder masks; padding rows are a lone ``</s>``
-    (a one-piece sentence: it ends at once) and are dropped from the results, as are the
-    history's steps the loop did not run. Same results as the compacting loop, up to float
-    rounding (XLA fuses and reorders some sums).
+    ``length_step`` columns, so that a handful of shapes are compiled (1-2 s each) and later
+    calls reuse them. Call it inside a ``tf.function`` traced once (as ``Translator`` and the
+    export do): called eagerly, every call builds and compiles its program again.
+
+    Padding columns are ``<pad>``, which the encoder masks; padding rows are a one-piece
+    sentence (a lone ``</s>``) and are dropped from the results, as are the history's steps the
+    loop did not run. Same results as the compacting loop, up to float rounding (XLA fuses and
+    reorders some sums).
     """
     batch, length = tf.shape(src)[0], tf.shape(src)[1]
     rows, columns = power_of_two(batch), multiple_of(length, length_step)
