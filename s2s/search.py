@@ -16,9 +16,9 @@ done. The loop keeps only what is alive:
 
 Or, with ``jit_compile``, the whole search is one XLA program (:func:`compiled`): shapes must
 then stay fixed, so nothing is compacted (a done sentence's finished set is frozen instead) and
-the batch is padded to power-of-two rows and columns. XLA fuses each step's ~200 small ops,
-which is what a batch of one sentence is made of; at batch 64 the matmuls dominate, and
-compaction saves more than fusion does (figures in ``bench/README.md``).
+the batch is padded to a power-of-two number of sentences and a multiple of 8 pieces. XLA
+fuses each step's ~200 small ops, which is what a batch of one sentence is made of; at batch
+64 the matmuls dominate, and compaction saves more than fusion does (``bench/README.md``).
 
 Strategies: :class:`BeamSearch` (``K`` hypotheses, alive and finished kept apart) and
 :class:`SinglePath` (one hypothesis a sentence, its tokens chosen by a :class:`Sampler`:
@@ -53,12 +53,16 @@ def length_penalty(length, alpha: float):
     return tf.pow((5.0 + tf.cast(length, tf.float32)) / 6.0, alpha)
 
 
+def _bound(pieces, max_len_a: float, max_len_b: int):
+    """The loop bound of a batch ``pieces`` long: its longest limit, and one step for </s>."""
+    return tf.cast(tf.floor(max_len_a * tf.cast(pieces, tf.float32) + max_len_b), tf.int32) + 1
+
+
 def max_output_lengths(src, max_len_a: float, max_len_b: int):
     """Per-sentence limit on tokens before ``</s>``, and the loop bound for the whole batch."""
     src_len = tf.reduce_sum(tf.cast(tf.not_equal(src, PAD_ID), tf.float32), axis=1)
     per_sentence = tf.cast(tf.floor(max_len_a * src_len + max_len_b), tf.int32)
-    padded_len = tf.cast(tf.shape(src)[1], tf.float32)
-    steps = tf.cast(tf.floor(max_len_a * padded_len + max_len_b), tf.int32) + 1
+    steps = _bound(tf.shape(src)[1], max_len_a, max_len_b)
     return per_sentence, tf.maximum(steps, tf.reduce_max(per_sentence) + 1)
 
 
@@ -284,6 +288,7 @@ def decode(
     attention=False,
     start=None,
     compact: bool = True,
+    unpadded=None,
 ):
     """Search ``src [B, S]`` with ``strategy``; see the module docstring.
 
@@ -297,15 +302,21 @@ def decode(
     ``compact=False`` keeps every shape fixed, as XLA needs (:func:`compiled`): a done sentence
     stays in the batch, its finished set frozen, and the history has room for the loop bound's
     steps (``T`` is then that bound; the steps not run hold padding). The number of steps run
-    comes last in what it returns.
+    comes last in what it returns. ``unpadded``: ``(sentences, pieces)`` of the batch before
+    :func:`compiled` padded it; the rows after ``sentences`` start done, and the loop stops
+    where the compacting loop would on the unpadded batch.
     """
     k = strategy.width
     batch, src_len = tf.shape(src)[0], tf.shape(src)[1]
     memory, keys, mask, states = model.encode(src)
     limit, steps = max_output_lengths(src, max_len_a, max_len_b)
-    if not compact:  # the bound from the padded length alone: a compile-time constant
-        steps = (
-            tf.cast(tf.floor(max_len_a * tf.cast(src_len, tf.float32) + max_len_b), tf.int32) + 1
+    done = tf.zeros([batch], tf.bool)
+    if not compact:
+        size = _bound(src_len, max_len_a, max_len_b)  # from the shape alone: known to XLA
+        sentences, pieces = unpadded if unpadded is not None else (batch, src_len)
+        done = tf.range(batch) >= sentences
+        steps = tf.maximum(
+            _bound(pieces, max_len_a, max_len_b), tf.reduce_max(tf.where(done, 0, limit)) + 1
         )
     first_only = tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], axis=0)  # one start, not K copies
     active = Active(
@@ -318,9 +329,9 @@ def decode(
         limit=limit,
         alive_log_prob=tf.tile(first_only[None, :], [batch, 1]),
         finished=Finished.empty(batch, k),
-        done=tf.zeros([batch], tf.bool),
+        done=done,
     )
-    history = History.start(attention, size=None if compact else steps)
+    history = History.start(attention, size=None if compact else size)
 
     def body(t, active: Active, finished: Finished, history: History):
         logits, states, weights = model.decode_step(
@@ -363,7 +374,7 @@ def decode(
     finished = _scatter_rows(finished, active.index, active.finished)
     if compact:
         return history.backtrack(finished, t, src_len)
-    return (*history.backtrack(finished, steps, src_len), t)
+    return (*history.backtrack(finished, size, src_len), t)
 
 
 def freeze(active: Active, step: Step) -> Active:
@@ -388,7 +399,7 @@ def multiple_of(n, step: int):
 
 
 def compiled(search, src, length_step: int = 8):
-    """Run ``search(src)`` (a fixed-shape :func:`decode`, ``compact=False``) compiled
+    """Run ``search(padded, sentences, pieces)`` (a fixed-shape :func:`decode`) compiled
     by XLA, on ``src [B, S]`` padded to a power-of-two number of rows and a multiple of
     ``length_step`` columns, so that a handful of shapes are compiled (1-2 s each) and later
     calls reuse them. Call it inside a ``tf.function`` traced once (as ``Translator`` and the
@@ -396,8 +407,8 @@ def compiled(search, src, length_step: int = 8):
 
     Padding columns are ``<pad>``, which the encoder masks; padding rows are a one-piece
     sentence (a lone ``</s>``) and are dropped from the results, as are the history's steps the
-    loop did not run. Same results as the compacting loop, up to float rounding (XLA fuses and
-    reorders some sums).
+    loop did not run. The same searches as the compacting loop, up to float rounding (XLA fuses
+    and reorders some sums); samples are drawn differently.
     """
     batch, length = tf.shape(src)[0], tf.shape(src)[1]
     rows, columns = power_of_two(batch), multiple_of(length, length_step)
@@ -407,7 +418,7 @@ def compiled(search, src, length_step: int = 8):
         tf.stack([tf.range(batch, rows), tf.zeros([rows - batch], tf.int32)], axis=1),
         tf.fill([rows - batch], EOS_ID),
     )
-    *out, steps = tf.function(search, jit_compile=True, autograph=False)(src)
+    *out, steps = tf.function(search, jit_compile=True, autograph=False)(src, batch, length)
     ids, scores = out[0][:batch, :, :steps], out[1][:batch]
     if len(out) == 3:
         return ids, scores, out[2][:batch, :, :steps, :length]
@@ -539,12 +550,22 @@ class History(NamedTuple):
 
 def run_search(model, src, strategy, max_len_a, max_len_b, attention=False, jit_compile=False):
     """:func:`decode`, or with ``jit_compile`` its fixed-shape loop compiled by XLA
-    (:func:`compiled`): same results up to float rounding, several times faster at batch 1."""
+    (:func:`compiled`; inside a traced function, as it compiles each time it is traced): the
+    same search up to float rounding, twice as fast for one sentence a batch here."""
     if not jit_compile:
         return decode(model, src, strategy, max_len_a, max_len_b, attention)
 
-    def search(padded):
-        return decode(model, padded, strategy, max_len_a, max_len_b, attention, compact=False)
+    def search(padded, sentences, pieces):
+        return decode(
+            model,
+            padded,
+            strategy,
+            max_len_a,
+            max_len_b,
+            attention,
+            compact=False,
+            unpadded=(sentences, pieces),
+        )
 
     return compiled(search, src)
 

@@ -240,6 +240,54 @@ def test_compiled_search_returns_what_the_compacting_loop_returns(search):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-6)
 
 
+class SourceKeyedModel:
+    """Sentences whose first piece is 7 end at once; any other (a padding row's lone </s>)
+    runs on to its length limit."""
+
+    def __init__(self):
+        self.ends = MarkovModel({BOS_ID: {EOS_ID: 0.9, A: 0.1}}).log_table
+        self.runs = MarkovModel({BOS_ID: {A: 0.9}, A: {A: 0.9, EOS_ID: 0.05}}).log_table
+
+    def encode(self, src):
+        memory = tf.zeros([tf.shape(src)[0], tf.shape(src)[1], 1])
+        ends = tf.cast(tf.equal(src[:, :1], 7), tf.float32)
+        return memory, memory, tf.not_equal(src, 0), [[ends]]
+
+    def decode_step(self, tokens, states, memory, keys, mask, beam=1):
+        ends = states[0][0][:, 0] > 0.5
+        log_probs = tf.where(
+            ends[:, None], tf.gather(self.ends, tokens), tf.gather(self.runs, tokens)
+        )
+        weights = tf.zeros([tf.shape(tokens)[0], tf.shape(mask)[1]], tf.float32)
+        return log_probs, states, weights
+
+
+@pytest.mark.parametrize("beam_size", [1, 2])
+def test_padding_rows_of_the_compiled_search_do_not_keep_it_running(beam_size):
+    """Three sentences run as four: the padding row starts done, so the loop stops when the
+    real sentences do (same steps, same shapes as the compacting loop)."""
+    src = np.array([[7, 7, 7], [7, 0, 0], [7, 7, 0]], np.int32)
+    model = SourceKeyedModel()
+    compacting = beam_search(model, src, beam_size=beam_size, alpha=0.0)
+    compiled = beam_search(model, src, beam_size=beam_size, alpha=0.0, jit_compile=True)
+    assert compiled[0].shape == compacting[0].shape
+    np.testing.assert_array_equal(compiled[0], compacting[0])
+    np.testing.assert_allclose(compiled[1], compacting[1], rtol=1e-6)
+
+
+def test_compiled_sampling_is_seeded_and_top_k_one_is_greedy():
+    model = random_model(seed=6)
+    src = random_batch(np.random.default_rng(6), 5, 7, 50)
+    sample = lambda seed, **kw: sample_search(  # noqa: E731
+        model, src, temperature=1.5, seed=seed, jit_compile=True, **kw
+    )
+    first, again, other = sample(11)[0], sample(11)[0], sample(12)[0]
+    np.testing.assert_array_equal(first.numpy(), again.numpy())
+    assert first.numpy().tolist() != other.numpy().tolist()
+    greedy_ids, _ = greedy_search(model, src)
+    np.testing.assert_array_equal(sample(3, top_k=1)[0].numpy(), greedy_ids.numpy())
+
+
 def test_compiled_shapes_are_powers_of_two_rows_and_multiples_of_eight_columns():
     sizes = list(range(1, 70))
     assert [int(search.power_of_two(n)) for n in sizes] == [
