@@ -192,6 +192,11 @@ def validate(config: dict) -> None:
         isinstance(a, (int, float)) and not isinstance(a, bool) and a >= 0 for a in alphas
     ):
         raise ConfigError(f"search.tune_alpha must be a list of numbers >= 0, not {alphas!r}")
+    beams = config["search"]["tune_beam"]
+    if not isinstance(beams, list) or not all(
+        isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in beams
+    ):
+        raise ConfigError(f"search.tune_beam must be a list of beam sizes >= 1, not {beams!r}")
     if config["search"]["beam_size"] < 1:
         raise ConfigError("search.beam_size must be at least 1")
     lm = config["lm"]

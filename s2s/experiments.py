@@ -38,6 +38,7 @@ BEFORE_THE_KEY = {
     "train.precision": "float32",
     "search.stopping": "early",
     "search.tune_alpha": [],
+    "search.tune_beam": [],
 }
 
 
@@ -92,8 +93,14 @@ def summarize(run_dir: Path) -> dict | None:
             row["changes"] += f" (averaged {len(averaged['steps'])} checkpoints)"
             row["dev_bleu"] = round(averaged["dev_bleu"], 2)
     if state.get("tuned"):
-        row["changes"] += f" (alpha {state['tuned']['alpha']:g} chosen on dev)"
+        row["changes"] += f" ({_tuned(state['tuned'])} chosen on dev)"
     return row
+
+
+def _tuned(tuned: dict) -> str:
+    """What a run chose on dev: ``alpha 1`` (runs before tune_beam) or ``beam 8, alpha 0.8``."""
+    alpha = f"alpha {tuned['alpha']:g}"
+    return f"beam {tuned['beam_size']}, {alpha}" if "beam_size" in tuned else alpha
 
 
 def _best_epoch(state: dict) -> float | None:

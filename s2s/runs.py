@@ -153,15 +153,19 @@ def _fresh_state() -> dict:
         "best_eval": None,
         "stale": 0,  # intervals since the best
         "finished": False,
-        "tuned": None,  # search settings chosen on dev after training: {"alpha", "dev_bleu"}
+        "tuned": None,  # search settings chosen on dev: {"beam_size", "alpha", "dev_bleu"}
     }
 
 
 def with_tuned(config: dict, state: dict) -> dict:
     """``config`` with the search settings the run chose on dev (``state["tuned"]``), if any."""
-    if not state.get("tuned"):
+    tuned = state.get("tuned")
+    if not tuned:
         return config
-    return {**config, "search": {**config["search"], "alpha": state["tuned"]["alpha"]}}
+    chosen = {"alpha": tuned["alpha"]}
+    if "beam_size" in tuned:  # runs from before tune_beam chose the alpha alone
+        chosen["beam_size"] = tuned["beam_size"]
+    return {**config, "search": {**config["search"], **chosen}}
 
 
 def write_state(paths: RunPaths, state: dict) -> None:

@@ -38,7 +38,7 @@ from s2s.trainer import (
     run_loop,
 )
 from s2s.translate import Translator
-from s2s.tune import tune_alpha
+from s2s.tune import search_grid, tune_search
 
 __all__ = ["TrainingDiverged", "train"]
 
@@ -171,8 +171,8 @@ def train(
     if not state["finished"]:
         fit(config, paths, state, sets["dev"], src_tok, tgt_tok, log, loss, started)
     _, model, _, _ = load_trained(paths.root)
-    if state["tuned"] is None and config["search"]["tune_alpha"]:
-        state["tuned"] = tune_alpha(model, src_tok, tgt_tok, config, sets["dev"], log)
+    if state["tuned"] is None and search_grid(config["search"]):
+        state["tuned"] = tune_search(model, src_tok, tgt_tok, config, sets["dev"], log)
         runs.write_state(paths, state)
     config = runs.with_tuned(config, state)
     results = {

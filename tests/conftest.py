@@ -45,6 +45,7 @@ TINY = [  # pins what the tests rely on, whatever the pair's recipe chooses
     "train.learning_rate=0.01",
     "search.beam_size=3",
     "search.tune_alpha=[]",
+    "search.tune_beam=[]",
 ]
 
 

@@ -24,5 +24,8 @@ def test_the_log_row_comes_from_what_the_run_wrote(trained_run, tmp_path):
     tuned = summarize(tmp_path / "run")
     assert tuned["changes"].endswith("(averaged 3 checkpoints) (alpha 1.2 chosen on dev)")
     assert (tuned["epochs"], tuned["dev_bleu"]) == (28.43, 33.62)  # as the table shows them
+    state["tuned"] = {"beam_size": 8, "alpha": 0.8, "dev_bleu": [[8, 0.8, 2.0]]}
+    runs.write_state(runs.RunPaths(tmp_path / "run"), state)
+    assert summarize(tmp_path / "run")["changes"].endswith("(beam 8, alpha 0.8 chosen on dev)")
     table = experiment_log([trained_run, tmp_path])  # not a run folder: skipped
     assert table.count(str(trained_run)) == 1 and "| test BLEU |" in table
