@@ -145,6 +145,14 @@ def check_known(defaults: dict, update: dict, source: str, prefix: str = "") -> 
             raise ConfigError(f"{source}: {dotted} is a section, not a value ({value!r})")
 
 
+def _list_of(value, kinds: tuple, least: float) -> bool:
+    """Whether ``value`` is a list of numbers of ``kinds`` (booleans are not numbers here), each
+    at least ``least``."""
+    return isinstance(value, list) and all(
+        isinstance(v, kinds) and not isinstance(v, bool) and v >= least for v in value
+    )
+
+
 def validate(config: dict) -> None:
     """Catch the mistakes that would otherwise surface deep inside TensorFlow, or after data
     preparation, SentencePiece and training."""
@@ -188,14 +196,10 @@ def validate(config: dict) -> None:
             f"data.workers must be at least 1, or null (one per core), not {workers!r}"
         )
     alphas = config["search"]["tune_alpha"]
-    if not isinstance(alphas, list) or not all(
-        isinstance(a, (int, float)) and not isinstance(a, bool) and a >= 0 for a in alphas
-    ):
+    if not _list_of(alphas, (int, float), least=0):
         raise ConfigError(f"search.tune_alpha must be a list of numbers >= 0, not {alphas!r}")
     beams = config["search"]["tune_beam"]
-    if not isinstance(beams, list) or not all(
-        isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in beams
-    ):
+    if not _list_of(beams, (int,), least=1):
         raise ConfigError(f"search.tune_beam must be a list of beam sizes >= 1, not {beams!r}")
     if config["search"]["beam_size"] < 1:
         raise ConfigError("search.beam_size must be at least 1")

@@ -20,10 +20,10 @@ def search_grid(search: dict) -> list[tuple[int, float]]:
     """The ``(beam_size, alpha)`` pairs to try on dev, beam-major in the order listed; an empty
     ``tune_beam`` or ``tune_alpha`` holds the config's value. Empty when there is nothing to
     choose: neither list given, or greedy search and no beam sizes to try."""
-    beams = search["tune_beam"] or [search["beam_size"]]
-    alphas = search["tune_alpha"] or [search["alpha"]]
     if not search["tune_beam"] and (not search["tune_alpha"] or search["beam_size"] == 1):
         return []
+    beams = search["tune_beam"] or [search["beam_size"]]
+    alphas = search["tune_alpha"] or [search["alpha"]]
     # beam 1 is greedy search whatever the penalty: one decoding
     return [(beam, alpha) for beam in beams for alpha in (alphas if beam > 1 else alphas[:1])]
 
