@@ -17,7 +17,7 @@ import tensorflow as tf
 from s2s import data as data_lib
 from s2s import distribute, runs
 from s2s.data import EvalSet
-from s2s.evaluate import score, write_report
+from s2s.evaluate import format_length_ratios, length_ratios, score, write_report
 from s2s.loss import sequence_loss
 from s2s.model import Seq2Seq
 from s2s.parallel import worker_count
@@ -358,7 +358,8 @@ def evaluate_set(
     config, paths, model, src_tok, tgt_tok, eval_set: EvalSet, log=print, beam_size=None
 ) -> dict:
     """Beam-search a test (or dev) set with the run's search settings and score it; writes
-    ``eval/<name>.json`` and ``eval/<name>.hyp.txt``."""
+    ``eval/<name>.json`` (scores, and output length against the references by source length)
+    and ``eval/<name>.hyp.txt``."""
     translator = Translator.from_config(model, src_tok, tgt_tok, config, beam_size=beam_size)
     sources, refs = eval_set.sources, eval_set.references
     t = time.perf_counter()
@@ -367,6 +368,8 @@ def evaluate_set(
     tgt_lang, tokenize = config["data"]["tgt_lang"], config["eval"]["tokenize"]
     scores = score(hyps, refs, tgt_lang, tokenize, lowercase=eval_set.lowercase)
     state = runs.read_state(paths)
+    src_lang = config["data"]["src_lang"]
+    lengths = length_ratios(sources, hyps, refs, src_lang, tgt_lang, tokenize)
     extra = {
         "split": eval_set.name,
         "beam_size": translator.beam_size,
@@ -377,10 +380,12 @@ def evaluate_set(
         "steps": state.get("step"),
         "epochs": state.get("epoch"),
         "train_minutes": round(state.get("elapsed_s", 0) / 60, 2),
+        "length_by_source": lengths,
     }
     write_report(paths.eval, eval_set.name, sources, hyps, scores, extra)
     log(
         f"{eval_set.name}: {len(sources)} sentences, beam {translator.beam_size}, "
-        f"{len(sources) / seconds:.0f} sentences/s\n{scores.summary()}"
+        f"{len(sources) / seconds:.0f} sentences/s\n{scores.summary()}\n"
+        f"{format_length_ratios(lengths)}"
     )
     return {**scores.as_dict(), **extra}

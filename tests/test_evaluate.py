@@ -3,7 +3,14 @@ import random
 import pytest
 from sacrebleu.metrics import BLEU
 
-from s2s.evaluate import bleu_tokenizer, compare, reference_streams, score
+from s2s.evaluate import (
+    bleu_tokenizer,
+    compare,
+    format_length_ratios,
+    length_ratios,
+    reference_streams,
+    score,
+)
 
 
 def test_tokenizer_follows_the_target_language():
@@ -92,3 +99,38 @@ def test_lowercase_scoring_says_case_lc_and_matches_sacrebleu():
     assert lower.ter == mixed.ter == TER().corpus_score(hyps, streams).score
     table = compare([("a", hyps), ("b", hyps)], refs, "en", samples=10, lowercase=True)
     assert table["BLEU"][0] == round(lower.bleu, 2)
+
+
+def test_length_ratios_bucket_by_source_length_and_add_up_to_bleus_lengths():
+    sources = [
+        "Stop!",
+        "I am going to the bank now.",
+        "Why?",
+        "Tom and I sat on a bench in the park and talked.",
+    ]
+    hyps = ["停！", "我要去银行。", "为什么？", "我坐在公园的长椅上。"]
+    refs = [
+        ["住手！", "停下来！"],  # 3 and 4 tokens: 3 is closest to the hypothesis' 2
+        ["我现在要去银行。"],
+        ["为什么？"],
+        ["我和汤姆在公园的长椅上坐着聊天。"],
+    ]
+    rows = length_ratios(sources, hyps, refs, "en", "zh", starts=(1, 5, 10))
+    assert [r["source_tokens"] for r in rows] == ["1-4", "5-9", "10+"]
+    assert [r["sentences"] for r in rows] == [2, 1, 1]
+    assert rows[0]["hyp_len"] == 2 + 4 and rows[0]["ref_len"] == 3 + 4
+    assert rows[2]["ratio"] == round(10 / 16, 3)
+    bleu = BLEU(tokenize="zh").corpus_score(hyps, reference_streams(refs))
+    assert sum(r["hyp_len"] for r in rows) == bleu.sys_len
+    assert sum(r["ref_len"] for r in rows) == bleu.ref_len
+    line = format_length_ratios(rows)
+    assert line.startswith("output/reference length by source tokens: 1-4 0.857 (2)")
+
+
+def test_length_ratios_count_chinese_sources_by_character_and_check_lengths():
+    rows = length_ratios(
+        ["我们走吧。", "你好"], ["Let's go.", "Hi."], [["Let's go."], ["Hello."]], "zh", "en"
+    )
+    assert [(r["source_tokens"], r["sentences"]) for r in rows] == [("1-4", 1), ("5-9", 1)]
+    with pytest.raises(ValueError, match="2 sources, 1 hypotheses"):
+        length_ratios(["a", "b"], ["x"], [["x"], ["y"]], "en", "en")

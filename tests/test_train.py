@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -54,6 +55,13 @@ def test_trained_run_writes_everything_a_user_looks_for(trained_run):
     assert log["loss"].iloc[1] < log["loss"].iloc[0]
     report = json.loads((paths.eval / "test.json").read_text())
     assert report["sentences"] == 100 and "nrefs:var" in report["bleu_signature"]
+    lengths = report["length_by_source"]  # BLEU's hyp_len and ref_len, split by source length
+    assert sum(row["sentences"] for row in lengths) == 100
+    hyp_len, ref_len = (
+        int(x) for x in re.findall(r"(?:hyp|ref)_len = (\d+)", report["bleu_detail"])
+    )
+    assert sum(row["hyp_len"] for row in lengths) == hyp_len
+    assert sum(row["ref_len"] for row in lengths) == ref_len
     cleaning = json.loads(paths.cleaning.read_text())
     assert cleaning["kept"] + sum(cleaning["dropped"].values()) == cleaning["lines_read"] == 2500
     assert state["averaged"]["steps"] == state["checkpoints"] == list(log["step"])
