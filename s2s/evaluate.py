@@ -11,6 +11,7 @@ test translations with sacreBLEU's paired bootstrap test.
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -98,16 +99,15 @@ def length_ratios(
     count_src = BLEU(tokenize=bleu_tokenizer(src_lang)).tokenizer
     count_tgt = BLEU(tokenize=bleu_tokenizer(tgt_lang, tokenize)).tokenizer
     size = lambda tokenizer, text: len(tokenizer(text.rstrip()).split())  # noqa: E731
-    totals: dict[int, list[int]] = {}
+    totals: dict[int, tuple[int, int, int]] = {}  # bucket -> sentences, hyp_len, ref_len
     for src, hyp, refs in zip(sources, hypotheses, references, strict=True):
-        n = size(count_src, src)
-        at = sum(1 for start in starts if n >= start) - 1
+        at = bisect.bisect_right(starts, size(count_src, src)) - 1
         if at < 0:
             continue
         hyp_len = size(count_tgt, hyp)
         ref_len = min((size(count_tgt, r) for r in refs), key=lambda r: (abs(r - hyp_len), r))
-        bucket = totals.setdefault(at, [0, 0, 0])
-        bucket[0], bucket[1], bucket[2] = bucket[0] + 1, bucket[1] + hyp_len, bucket[2] + ref_len
+        sentences, hyp_total, ref_total = totals.get(at, (0, 0, 0))
+        totals[at] = (sentences + 1, hyp_total + hyp_len, ref_total + ref_len)
     rows = []
     for at, (sentences, hyp_len, ref_len) in sorted(totals.items()):
         last = f"-{starts[at + 1] - 1}" if at + 1 < len(starts) else "+"
