@@ -1,10 +1,11 @@
 """Score detokenised translations with sacreBLEU (BLEU, chrF, TER) against all references.
 
 The BLEU tokenizer follows the target language: ``zh`` for Chinese (``13a`` would treat a run of
-Chinese characters as one word), ``13a`` otherwise; TER gets sacreBLEU's Asian-script support for
-Chinese targets. ``lowercase=True`` scores case-insensitively (sets whose references are
-lower-cased, such as TVsub's dev set): BLEU and chrF then show ``case:lc`` in their signatures;
-sacreBLEU's TER is case-insensitive already.
+Chinese characters as one word), ``13a`` otherwise; TER scores Chinese targets by character
+(sacreBLEU's Asian-script support, which acts only on normalised text: ``norm:yes|asian:yes``).
+``lowercase=True`` scores case-insensitively (sets whose references are lower-cased, such as
+TVsub's dev set): BLEU and chrF then show ``case:lc`` in their signatures; sacreBLEU's TER is
+case-insensitive already.
 Scores are reported with their signatures. :func:`compare` ranks several runs'
 test translations with sacreBLEU's paired bootstrap test.
 """
@@ -63,12 +64,16 @@ class Scores:
 def metrics(tgt_lang: str, tokenize: str | None = None, lowercase: bool = False) -> dict:
     """The sacreBLEU metric objects used for a target language (case-insensitive if asked).
 
-    TER keeps sacreBLEU's default, ``case_sensitive=False``, whatever ``lowercase`` says.
+    TER keeps sacreBLEU's default, ``case_sensitive=False``, whatever ``lowercase`` says. For
+    Chinese it normalises too: sacreBLEU splits Chinese characters only in normalised text, so
+    ``asian_support`` alone leaves a sentence of Chinese one TER word (TER then counts whole
+    sentences, not edits).
     """
+    chinese = tgt_lang.startswith("zh")
     return {
         "BLEU": BLEU(tokenize=bleu_tokenizer(tgt_lang, tokenize), lowercase=lowercase),
         "chrF": CHRF(lowercase=lowercase),
-        "TER": TER(asian_support=tgt_lang.startswith("zh"), case_sensitive=False),
+        "TER": TER(normalized=chinese, asian_support=chinese, case_sensitive=False),
     }
 
 

@@ -48,6 +48,15 @@ def test_ter_is_reported_with_its_signature():
     assert score(["He went."], [["He left."]], "en").ter > 0
 
 
+def test_chinese_ter_counts_character_edits():
+    """One character wrong in four is a TER of 25; unnormalised, sacreBLEU's Asian support
+    does nothing and the sentence was one TER word (100)."""
+    result = score(["我喜欢猫", "他是学生"], [["我喜欢狗"], ["他是学生"]], "zh")
+    assert result.ter == pytest.approx(12.5)  # 1 edit in 8 characters
+    assert "norm:yes" in result.ter_signature and "asian:yes" in result.ter_signature
+    assert score(["He went."], [["He left."]], "en").ter_signature.count("norm:no") == 1
+
+
 def test_compare_ranks_runs_with_paired_bootstrap():
     rng = random.Random(0)
     refs = [[f"sentence number {i} is about the {w}."] for i, w in enumerate(WORDS * 10)]
