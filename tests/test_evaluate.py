@@ -49,8 +49,8 @@ def test_ter_is_reported_with_its_signature():
 
 
 def test_chinese_ter_counts_character_edits():
-    """One character wrong in four is a TER of 25; unnormalised, sacreBLEU's Asian support
-    does nothing and the sentence was one TER word (100)."""
+    """One character wrong in eight is a TER of 12.5; unnormalised, sacreBLEU's Asian support
+    does nothing and each sentence was one TER word (50: one sentence of two wrong)."""
     result = score(["我喜欢猫", "他是学生"], [["我喜欢狗"], ["他是学生"]], "zh")
     assert result.ter == pytest.approx(12.5)  # 1 edit in 8 characters
     assert "norm:yes" in result.ter_signature and "asian:yes" in result.ter_signature
