@@ -103,7 +103,10 @@ def length_ratios(
         raise ValueError("{} sources, {} hypotheses, {} reference sets".format(*counts))
     count_src = BLEU(tokenize=bleu_tokenizer(src_lang)).tokenizer
     count_tgt = BLEU(tokenize=bleu_tokenizer(tgt_lang, tokenize)).tokenizer
-    size = lambda tokenizer, text: len(tokenizer(text.rstrip()).split())  # noqa: E731
+
+    def size(tokenizer, text: str) -> int:
+        return len(tokenizer(text.rstrip()).split())
+
     totals: dict[int, tuple[int, int, int]] = {}  # bucket -> sentences, hyp_len, ref_len
     for src, hyp, refs in zip(sources, hypotheses, references, strict=True):
         at = bisect.bisect_right(starts, size(count_src, src)) - 1
