@@ -5,22 +5,23 @@
 
 PAIR := $(if $(wildcard data/$(LANG).yaml),$(LANG),zh-en)
 ARGS ?=
+SIDE ?= en
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 RUN := env -u LANGUAGE LANG=C.UTF-8 LC_ALL=C.UTF-8 PYTHONUTF8=1 TF_CPP_MIN_LOG_LEVEL=2 $(PY)
 
-.PHONY: help install train translate evaluate export lm demo bench compare notebook test lint format clean
+.PHONY: help install train translate evaluate export lm demo bench grid notebook test lint format clean
 
 help:
 	@echo "make train LANG=zh-en [ARGS='--set train.epochs=2']  prepare, train, evaluate (runs/<pair>)"
 	@echo "make translate LANG=zh-en < input.txt               translate stdin with runs/<pair>"
 	@echo "make evaluate LANG=zh-en                            score runs/<pair> on its test split"
 	@echo "make export LANG=zh-en                              SavedModel in exports/<pair>/<version>"
-	@echo "make lm LANG=en [ARGS='--pair zh-en']               recurrent language model -> runs/lm-<lang>"
+	@echo "make lm LANG=zh-en SIDE=en                          recurrent language model of one side -> runs/lm-<side>"
 	@echo "make demo LANG=zh-en [ARGS='--port 8000']            translation page on http://127.0.0.1:8000/"
 	@echo "make bench LANG=zh-en                               speed figures -> bench/results.json"
-	@echo "make compare LANG=zh-en                             cells x attention, 5 min each -> runs/compare/<pair>"
+	@echo "make grid LANG=zh-en                                cells x attention, 5 min each -> runs/grid/<pair>"
 	@echo "make notebook [LANG=zh-en]                          Jupyter on notebooks/, run runs/<pair>"
 	@echo "make test | make lint | make format | make install"
 
@@ -45,7 +46,7 @@ export: install
 	$(RUN) -m s2s export --run runs/$(PAIR) --out exports/$(PAIR) $(ARGS)
 
 lm: install
-	$(RUN) -m s2s lm train --lang $(LANG) --run runs/lm-$(LANG) $(ARGS)
+	$(RUN) -m s2s lm train --lang $(PAIR) --side $(SIDE) --run runs/lm-$(SIDE) $(ARGS)
 
 demo: install
 	$(RUN) -m s2s demo --run runs/$(PAIR) $(ARGS)
@@ -53,8 +54,8 @@ demo: install
 bench: install
 	$(RUN) -m s2s bench --lang $(PAIR) $(ARGS)
 
-compare: install
-	$(RUN) -m s2s compare --lang $(PAIR) --out runs/compare/$(PAIR) $(ARGS)
+grid: install
+	$(RUN) -m s2s grid --lang $(PAIR) --out runs/grid/$(PAIR) $(ARGS)
 
 notebook: install
 	env -u LANGUAGE LANG=C.UTF-8 LC_ALL=C.UTF-8 S2S_RUN=$(CURDIR)/runs/$(PAIR) \

@@ -3,7 +3,8 @@ import time
 
 import nbformat
 import pytest
-from conftest import ROOT
+
+from tests.helpers import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SECONDS_PER_NOTEBOOK = 240

@@ -1,10 +1,11 @@
-"""Run by tests/test_distribute.py in fresh processes (TensorFlow's devices are fixed at start).
+"""Run by tests/training/test_distribution.py in fresh processes (TensorFlow fixes its devices
+at start).
 
 ``mirrored OUT``: one SGD step on the same global batch with the default strategy and with
 ``MirroredStrategy`` over 2 logical CPU devices; writes both losses, gradient norms and
 weight updates to OUT (.npz), and how many tensors each all-reduce of the mirrored step took.
 ``worker RUN OUT``: one worker of a ``multi_worker`` training run (TF_CONFIG set by the test);
-trains the tiny config through ``s2s.train.train`` and writes the final weights to OUT.
+trains the tiny config through ``s2s.training.runner.train`` and writes the final weights to OUT.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 def one_step(model, batch, strategy):
     import keras
 
-    from s2s.train import compile_model  # noqa: F401  (imports the custom objects)
+    from s2s.training.runner import compile_model  # noqa: F401  (imports the custom objects)
 
     with strategy.scope():
         model.compile(optimizer=keras.optimizers.SGD(1.0), clipnorm=0.1, jit_compile=False)
@@ -49,12 +50,11 @@ def count_all_reduces(tf) -> list[int]:
 def mirrored(out: str) -> None:
     import tensorflow as tf
 
-    from s2s.distribute import make_strategy
+    from s2s.training.distribution import make_strategy
 
     strategy = make_strategy({"distribute": "mirrored", "cpu_replicas": 2})
     assert strategy.num_replicas_in_sync == 2
-    sys.path.insert(0, "tests")
-    from conftest import random_batch, random_model
+    from tests.helpers import random_batch, random_model
 
     rng = np.random.default_rng(0)
     # 8 rows of mixed lengths: the two replicas get different numbers of tokens.
@@ -78,13 +78,12 @@ def mirrored(out: str) -> None:
 
 
 def worker(run: str, out: str) -> None:
-    sys.path.insert(0, "tests")
     import keras
-    from conftest import TINY
 
     from s2s.config import load_config
-    from s2s.runs import load_trained
-    from s2s.train import train
+    from s2s.models.loading import load_trained
+    from s2s.training.runner import train
+    from tests.helpers import TINY
 
     keras.config.disable_traceback_filtering()
     # Worker 1 alone runs out of time (during epoch 1): both must stop after it, together.
@@ -92,11 +91,11 @@ def worker(run: str, out: str) -> None:
     overrides = [*TINY, "train.epochs=4", "train.distribute=multi_worker", "data.limit=1200"]
     overrides += [f"train.max_minutes={minutes}"]
     train(load_config("zh-en", overrides=overrides), run, sys.argv[4], log=print)
-    from s2s.distribute import worker_index
+    from s2s.training.distribution import worker_index
 
     folder = run if worker_index() == 0 else f"{run}/worker-{worker_index()}"
     _, model, _, _ = load_trained(folder, weights="last")
-    from s2s.runs import RunPaths, read_state
+    from s2s.config.run_folder import RunPaths, read_state
 
     state = read_state(RunPaths(__import__("pathlib").Path(folder)))
     max_steps = round(4 * state["step"] / state["epoch"])  # train.epochs=4

@@ -1,0 +1,62 @@
+"""What every command shares: logging to stderr, the config arguments, search arguments."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from s2s.config import load_config
+from s2s.config.choices import DECODE_PRECISIONS
+
+
+def log(message: str) -> None:
+    """A line for the person at the terminal (stderr: stdout is kept for results)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def config_args(parser: argparse.ArgumentParser, lang_help: str | None = None) -> None:
+    """``--lang``, ``--config`` and repeatable ``--set section.key=value``."""
+    parser.add_argument(
+        "--lang",
+        default="zh-en",
+        help=lang_help or "language pair, e.g. zh-en (its recipe: data/<pair>.yaml)",
+    )
+    parser.add_argument("--config", help="a config file instead of the pair's recipe")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a config key (repeatable)",
+    )
+
+
+def config_of(args) -> dict:
+    """The config the arguments name, checked (unknown keys and bad values are refused)."""
+    return load_config(args.lang, args.config, args.overrides)
+
+
+def fusion_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lm-run", help="shallow fusion: a target-side language model run")
+    parser.add_argument(
+        "--lm-weight", type=float, help="log p_tm + weight * log p_lm (default: the config's)"
+    )
+
+
+def jit_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--jit-compile",
+        action=argparse.BooleanOptionalAction,
+        help="search with the XLA-compiled loop (faster for small batches; default: the run's "
+        "search.jit_compile)",
+    )
+
+
+def precision_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--precision",
+        choices=DECODE_PRECISIONS,
+        help="float32, or train: decode in the precision the run trained in (default: the "
+        "run's search.precision)",
+    )

@@ -1,0 +1,2 @@
+"""Text: normalisation (:mod:`.normalize`), SentencePiece models (:mod:`.tokenizer`), and the
+special ids every vocabulary shares (:mod:`.vocab`)."""

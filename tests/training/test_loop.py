@@ -1,0 +1,72 @@
+import time
+
+import pytest
+import tensorflow as tf
+
+from s2s.training.logs import Progress
+from s2s.training.loop import Interval, Loop, train_interval
+from s2s.training.schedules import BudgetDecay
+
+
+def test_the_first_step_is_reported_once_with_the_set_up_time():
+    said = []
+    progress = Progress(100, 0, 600.0, started=time.perf_counter() - 42.0, say=said.append)
+    for _ in range(3):
+        progress.update(loss=1.0, tok_s=1000.0, elapsed_s=1.0)
+    progress.close()
+    assert len(said) == 1 and said[0].startswith("first step 42 s after the run started")
+
+
+def test_an_interval_ends_by_steps_or_by_minutes_whichever_first():
+    interval = Interval(steps=100, minutes=5)
+    assert not interval.due(99, 299.0)
+    assert interval.due(100, 1.0) and interval.due(1, 300.0)
+    assert not Interval(steps=100).due(99, 1e9)
+
+
+def test_the_budget_schedule_holds_the_peak_then_falls_linearly_to_zero():
+    decay = BudgetDecay(peak=0.002, start=0.5)
+    assert decay.rate(0.0) == decay.rate(0.5) == 0.002
+    assert decay.rate(0.75) == pytest.approx(0.001)
+    assert decay.rate(1.0) == 0.0 and decay.rate(1.2) == 0.0
+    assert BudgetDecay(peak=1.0, start=0.0).rate(0.25) == pytest.approx(0.75)
+
+
+class _Optimizer:
+    def __init__(self):
+        self.learning_rate = tf.Variable(1.0)
+
+
+class _Model:
+    """Records the learning rate each step ran with; a step takes ``seconds``."""
+
+    def __init__(self, seconds: float):
+        self.optimizer, self.seconds, self.rates = _Optimizer(), seconds, []
+
+    def train_function(self, iterator):
+        self.rates.append(float(self.optimizer.learning_rate.numpy()))
+        time.sleep(self.seconds)
+        return {"loss": 1.0, "tokens": 100.0}
+
+
+def _loop(model, max_steps: int, budget_s: float) -> Loop:
+    return Loop(
+        model=model, iterator=None, inputs=None, interval=Interval(steps=max_steps),
+        checkpoints=None, scorer=None, patience=None, log=None, max_steps=max_steps,
+        steps_per_epoch=max_steps, budget_s=budget_s, decay=BudgetDecay(1.0, 0.5),
+    )  # fmt: skip
+
+
+def test_the_loop_sets_the_budget_rate_before_each_step_by_steps_or_by_time():
+    """By steps: 10 steps of a 10-step cap, half at the peak, then down by 0.2 a step. By time:
+    a 1 s budget and 0.1 s steps end the budget first, whatever the step cap."""
+    model = _Model(seconds=0.0)
+    state = {"step": 0, "elapsed_s": 0.0}
+    progress = Progress(10, 0, 1e9, say=lambda _: None)
+    train_interval(_loop(model, max_steps=10, budget_s=1e9), state, progress)
+    assert model.rates == pytest.approx([1, 1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2])
+
+    model = _Model(seconds=0.1)
+    train_interval(_loop(model, max_steps=10_000, budget_s=1.0), state, progress)
+    assert 8 <= len(model.rates) <= 11 and model.rates[:5] == [1.0] * 5
+    assert model.rates == sorted(model.rates, reverse=True) and model.rates[-1] < 0.25
