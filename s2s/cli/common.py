@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from s2s.config import load_config
 from s2s.config.choices import DECODE_PRECISIONS
@@ -35,6 +36,17 @@ def config_args(parser: argparse.ArgumentParser, lang_help: str | None = None) -
 def config_of(args) -> dict:
     """The config the arguments name, checked (unknown keys and bad values are refused)."""
     return load_config(args.lang, args.config, args.overrides)
+
+
+def train_run(config: dict, run: str, corpus: str | None) -> dict | None:
+    """Train (or resume) the run; its test report, or None when training diverged (said)."""
+    from s2s.training.runner import TrainingDiverged, train
+
+    try:
+        return train(config, run, Path(corpus) if corpus else None, log=log)
+    except TrainingDiverged as e:
+        log(f"error: {e}")
+        return None
 
 
 def fusion_args(parser: argparse.ArgumentParser) -> None:

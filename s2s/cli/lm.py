@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import math
 import sys
-from pathlib import Path
 
-from s2s.cli.common import config_args, config_of, log
+from s2s.cli.common import config_args, config_of, train_run
 
 
 def add_parsers(sub) -> None:
@@ -42,17 +41,12 @@ def add_parsers(sub) -> None:
 
 
 def cmd_lm_train(args) -> int:
-    from s2s.training.runner import TrainingDiverged, train
     from s2s.training.tasks import lm_side
 
     config = config_of(args)
     config["lm"]["side"] = lm_side(config, args.side)
-    lang = config["data"][f"{config['lm']['side']}_lang"]
-    run = args.run or f"runs/lm-{lang}"
-    try:
-        report = train(config, run, Path(args.corpus) if args.corpus else None, log=log)
-    except TrainingDiverged as e:
-        log(f"error: {e}")
+    report = train_run(config, args.run or f"runs/lm-{_lm_lang(config)}", args.corpus)
+    if report is None:
         return 1
     print(json.dumps(report))
     return 0

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from s2s.cli.common import config_args, config_of, log
+from s2s.cli.common import config_args, config_of, log, train_run
 
 
 def add_parsers(sub) -> None:
@@ -37,14 +37,8 @@ def add_parsers(sub) -> None:
 
 
 def cmd_train(args) -> int:
-    from s2s.training.runner import TrainingDiverged, train
-
-    config = config_of(args)
-    run = args.run or f"runs/{args.lang}"
-    try:
-        result = train(config, run, Path(args.corpus) if args.corpus else None, log=log)
-    except TrainingDiverged as e:
-        log(f"error: {e}")
+    result = train_run(config_of(args), args.run or f"runs/{args.lang}", args.corpus)
+    if result is None:
         return 1
     shown = {k: result[k] for k in ("bleu", "chrf", "bleu_signature") if k in result}
     print(json.dumps(shown, ensure_ascii=False))

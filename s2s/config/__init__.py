@@ -2,10 +2,8 @@
 the run folder every stage reads and writes."""
 
 from s2s.config.loading import (
-    ConfigError,
     apply_override,
     defaults,
-    get,
     load_config,
     merge,
     read_yaml,
@@ -13,7 +11,7 @@ from s2s.config.loading import (
     recipes,
     save_config,
 )
-from s2s.config.validation import check_choices, coerce_types, validate
+from s2s.config.validation import ConfigError, check_choices, coerce_types, get, validate
 
 __all__ = [
     "ConfigError",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from s2s.config.validation import ConfigError, check_known, coerce_types, get, validate
+from s2s.config.validation import ConfigError, check_known, coerce_types, validate
 
 PACKAGE = resources.files("s2s")
 DEFAULTS = PACKAGE / "config" / "defaults.yaml"
@@ -125,17 +125,3 @@ def save_config(config: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(config, f, sort_keys=False, allow_unicode=True)
-
-
-__all__ = [
-    "ConfigError",
-    "apply_override",
-    "defaults",
-    "get",
-    "load_config",
-    "merge",
-    "read_yaml",
-    "recipe_path",
-    "recipes",
-    "save_config",
-]

@@ -185,7 +185,8 @@ def end_interval(loop: Loop, state: dict, logs: dict, steps: int, seconds: float
         f"step {step:,} (epoch {row['epoch']:.2f}): loss {row['loss']:.3f}  "
         f"{loop.scorer.summary(dev)}{'  (best)' if improved else ''}  "
         f"[{row['tok_s']:,} tok/s, dev {time.perf_counter() - t:.0f}s, "
-        f"{state['elapsed_s'] / 60:.1f} min in]" + (f"  learning rate -> {rate:g}" if rate else "")
+        f"{state['elapsed_s'] / 60:.1f} min in]"
+        + (f"  learning rate -> {rate:g}" if rate is not None else "")
     )
     if loop.patience.should_stop(state):
         say(f"no dev gain for {loop.patience.patience} intervals: stopping")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -132,3 +133,47 @@ def test_prepare_reports_the_pairs_the_language_model_finds_least_likely(
     assert len(rows) == 3 and all(len(row) == 4 for row in rows)
     perplexities = [float(row[0]) for row in rows]
     assert perplexities == sorted(perplexities, reverse=True)  # the least likely first
+
+
+def test_a_language_model_takes_every_train_key_the_translation_runner_takes(
+    trained_run, tmp_path, monkeypatch
+):
+    """The one runner: bfloat16, the plateau schedule and checkpoint averaging, which the
+    language model's own copy of the training stack used to ignore. Dev perplexity is held flat
+    (the objective patched), so every interval after the first is a plateau and halves the rate."""
+    from s2s.training import scorers
+
+    monkeypatch.setattr(scorers.LanguageModelScorer, "objective", staticmethod(lambda dev: 0.0))
+    overrides = [
+        *TINY,
+        *LM,
+        f"lm.data_from={trained_run}",
+        "train.eval_steps=10",
+        "train.precision=mixed_bfloat16",
+        "train.lr_schedule=plateau",
+        "train.plateau_patience=1",
+        "train.patience=100",
+        "train.average_last=3",
+    ]
+    config = load_config("zh-en", overrides=overrides)
+    config["lm"]["side"] = "tgt"
+    said = []
+    train(config, tmp_path / "lm", log=said.append)
+    log = (tmp_path / "lm" / "logs" / "train.csv").read_text().splitlines()
+    rates = [float(row.split(",")[-1]) for row in log[1:]]
+    assert len(rates) >= 3 and rates[0] == pytest.approx(0.01)
+    assert rates == pytest.approx([0.01 / 2**i for i in range(len(rates))])
+    state = read_state(RunPaths(tmp_path / "lm"))
+    assert len(state["averaged"]["steps"]) == 3 and "val_ppl" in state["averaged"]["dev"]
+    assert any(line.startswith("average of the last 3 checkpoints") for line in said)
+    assert any("mixed_bfloat16" in line for line in said)  # the model line names the precision
+    lm = keras.saving.load_model(tmp_path / "lm" / "model.keras", compile=False)
+    assert lm.dtype_policy.name == "mixed_bfloat16"
+
+
+def test_a_language_model_refuses_a_dev_beam(trained_run, tmp_path):
+    config = load_config("zh-en", overrides=[*TINY, *LM, "train.dev_beam_size=4"])
+    config["lm"]["side"] = "tgt"
+    with pytest.raises(ConfigError, match=r"train\.dev_beam_size"):
+        train(config, tmp_path / "lm", log=lambda *_: None)
+    assert not (tmp_path / "lm").exists()  # refused before any work

@@ -1,5 +1,6 @@
 import time
 
+import keras
 import pytest
 import tensorflow as tf
 
@@ -70,3 +71,54 @@ def test_the_loop_sets_the_budget_rate_before_each_step_by_steps_or_by_time():
     train_interval(_loop(model, max_steps=10_000, budget_s=1.0), state, progress)
     assert 8 <= len(model.rates) <= 11 and model.rates[:5] == [1.0] * 5
     assert model.rates == sorted(model.rates, reverse=True) and model.rates[-1] < 0.25
+
+
+class _FlatScorer:
+    """Dev says the same every time: the first interval is the best, every later one stale."""
+
+    def __call__(self, model):
+        return {}
+
+    @staticmethod
+    def objective(dev):
+        return 1.0
+
+    @staticmethod
+    def summary(dev):
+        return ""
+
+
+def test_the_plateau_rate_is_in_the_checkpoint_written_after_it(tmp_path):
+    """A stalled interval halves the rate before its checkpoint is written, so a run resumed
+    from that checkpoint trains at the halved rate (it used to save first and halve after:
+    a resumed run trained at twice the intended rate until the next plateau)."""
+    from s2s.config.run_folder import RunPaths, read_state
+    from s2s.training.checkpoints import Checkpoints
+    from s2s.training.logs import TrainLog
+    from s2s.training.loop import Patience, end_interval
+    from tests.helpers import random_model
+
+    paths = RunPaths(tmp_path)
+
+    def compiled():
+        model = random_model()
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01))
+        model.optimizer.build(model.trainable_variables)
+        return model
+
+    model = compiled()
+    loop = Loop(
+        model=model, iterator=None, inputs=None, interval=Interval(steps=10),
+        checkpoints=Checkpoints(paths, keep=2), scorer=_FlatScorer(),
+        patience=Patience(10, plateau=1), log=TrainLog(paths), max_steps=100,
+        steps_per_epoch=10, budget_s=1e9,
+    )  # fmt: skip
+    state = read_state(paths)
+    logs = {"loss": 1.0, "nll": 1.0, "grad_norm": 1.0, "tokens": 100.0}
+    for _ in range(2):  # the best, then a stalled interval
+        end_interval(loop, state, logs, steps=10, seconds=1.0, say=lambda _: None)
+    loop.log.close()
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.005)
+    resumed = compiled()
+    resumed.load_weights(paths.step_weights(state["step"]))
+    assert float(resumed.optimizer.learning_rate.numpy()) == pytest.approx(0.005)
