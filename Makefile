@@ -16,16 +16,17 @@ RUN := env -u LANGUAGE LANG=C.UTF-8 LC_ALL=C.UTF-8 PYTHONUTF8=1 TF_CPP_MIN_LOG_L
 help:
 	@echo "make train LANG=zh-en [ARGS='--set train.epochs=2']  prepare, train, evaluate (runs/<pair>)"
 	@echo "make translate LANG=zh-en < input.txt               translate stdin with runs/<pair>"
-	@echo "make evaluate LANG=zh-en                            score runs/<pair> on its test split"
+	@echo "make evaluate LANG=zh-en                            score runs/<pair> on its test sets"
 	@echo "make export LANG=zh-en                              SavedModel in exports/<pair>/<version>"
-	@echo "make lm LANG=zh-en SIDE=en                          recurrent language model of one side -> runs/lm-<side>"
+	@echo "make lm LANG=zh-en SIDE=en                          language model of one side -> runs/lm-<side>"
 	@echo "make demo LANG=zh-en [ARGS='--port 8000']            translation page on http://127.0.0.1:8000/"
 	@echo "make bench LANG=zh-en                               speed figures -> bench/results.json"
 	@echo "make grid LANG=zh-en                                cells x attention, 5 min each -> runs/grid/<pair>"
 	@echo "make notebook [LANG=zh-en]                          Jupyter on notebooks/, run runs/<pair>"
 	@echo "make test | make lint | make format | make install"
 
-$(VENV)/.installed: requirements.txt
+# s2s installed editable (pyproject.toml) with its extras: the `s2s` command and `import s2s`.
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
@@ -40,7 +41,7 @@ translate: install
 	@$(RUN) -m s2s translate --run runs/$(PAIR) $(ARGS)
 
 evaluate: install
-	$(RUN) -m s2s evaluate --run runs/$(PAIR) $(ARGS)
+	$(RUN) -m s2s evaluate --run runs/$(PAIR) --split all $(ARGS)
 
 export: install
 	$(RUN) -m s2s export --run runs/$(PAIR) --out exports/$(PAIR) $(ARGS)
@@ -59,7 +60,7 @@ grid: install
 
 notebook: install
 	env -u LANGUAGE LANG=C.UTF-8 LC_ALL=C.UTF-8 S2S_RUN=$(CURDIR)/runs/$(PAIR) \
-		PYTHONPATH=$(CURDIR) $(VENV)/bin/jupyter lab --notebook-dir=notebooks
+		$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 test: install
 	$(RUN) -m pytest $(ARGS)
@@ -73,4 +74,4 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf runs exports .pytest_cache .ruff_cache
+	rm -rf runs exports build dist *.egg-info .pytest_cache .ruff_cache

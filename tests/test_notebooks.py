@@ -1,13 +1,10 @@
-import os
-import time
-
 import nbformat
 import pytest
 
 from tests.helpers import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-SECONDS_PER_NOTEBOOK = 240
+SECONDS_PER_CELL = 600  # a cell that hangs fails the test (not a speed target)
 
 
 def test_the_four_notebooks_are_there():
@@ -43,13 +40,11 @@ def test_notebook_runs_top_to_bottom_on_a_trained_run(
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
         notebook,
-        timeout=SECONDS_PER_NOTEBOOK,
+        timeout=SECONDS_PER_CELL,
         kernel_name="python3",
         resources={"metadata": {"path": str(ROOT)}},
     )
-    start = time.perf_counter()
     client.execute()  # raises CellExecutionError, naming the cell, when a cell fails
-    assert time.perf_counter() - start < SECONDS_PER_NOTEBOOK
     images = sum(
         "image/png" in output.get("data", {})
         for cell in notebook.cells
@@ -57,4 +52,10 @@ def test_notebook_runs_top_to_bottom_on_a_trained_run(
         for output in cell.outputs
     )
     assert images >= 1, f"{path.name} drew no figure"
-    assert os.environ["S2S_RUN"] == str(trained_run)
+    printed = "".join(
+        output.get("text", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
+    assert str(trained_run) in printed  # the notebook read the run it was given

@@ -12,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 from s2s.cli import analysis, evaluate, lm, run, serve, translate
 from s2s.cli.common import log
 from s2s.config import ConfigError
+from s2s.config.run_folder import RunError
 from s2s.data.errors import CorpusError
 
 COMMAND_GROUPS = (run, translate, evaluate, serve, lm, analysis)
@@ -30,10 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="s2s", description="Neural machine translation with Keras 3 recurrent models."
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:
         group.add_parsers(sub)
+    parser.set_defaults(commands=tuple(sub.choices))
     return parser
+
+
+def commands() -> tuple[str, ...]:
+    """The names of the ``s2s`` commands."""
+    return build_parser().get_default("commands")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, CorpusError) as e:
+    except (ConfigError, CorpusError, RunError, OSError) as e:
+        # What a user can cause (a bad setting, file, run folder; a full disk): one line.
         log(f"error: {e}")
         return 2
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130

@@ -46,13 +46,16 @@ def cmd_train(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    from s2s.config.run_folder import RunPaths, start
-    from s2s.data.stage import prepare
+    from s2s.config.run_folder import RunPaths, read_state, start
+    from s2s.data.stage import fixed_shards, prepare
 
     config = config_of(args)
     paths = RunPaths(Path(args.run or f"runs/{args.lang}"))
     start(paths, config)
-    data = prepare(config, paths, Path(args.corpus) if args.corpus else None, log)
+    fixed = fixed_shards(paths, paths, read_state(paths))
+    data = prepare(
+        config, paths, Path(args.corpus) if args.corpus else None, log, fixed_shards=fixed
+    )
     if args.report:
         shutil.copyfile(paths.cleaning, args.report)
     if args.stats:

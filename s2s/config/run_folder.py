@@ -28,6 +28,10 @@ from s2s.config.loading import defaults, merge, read_yaml, save_config
 from s2s.config.validation import ConfigError, coerce_types
 
 
+class RunError(ValueError):
+    """A run folder that is missing a file or holds one that cannot be read (named)."""
+
+
 @dataclass(frozen=True)
 class RunPaths:
     root: Path
@@ -95,9 +99,9 @@ def read_config(paths: RunPaths) -> dict:
     working when the defaults grow (a new key's default must keep what older code did).
     """
     if not paths.config.exists():
-        raise FileNotFoundError(
-            f"{paths.root} is not a run folder (no config.yaml); "
-            f"train one with: make train LANG=zh-en"
+        raise RunError(
+            f"{paths.root} is not a run folder (no config.yaml); train one with: "
+            "s2s train --lang zh-en --run " + str(paths.root)
         )
     base = defaults()
     return coerce_types(base, merge(base, read_yaml(paths.config)))
@@ -147,6 +151,7 @@ def _fresh_state() -> dict:
         "stale": 0,  # intervals since the best
         "finished": False,
         "tuned": None,  # search settings chosen on dev: {"beam_size", "alpha", "dev_bleu"}
+        "trained_on": [],  # per session: the step it started at, precision, CPU, threads
     }
 
 

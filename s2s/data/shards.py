@@ -27,6 +27,7 @@ from s2s.data.records import encode_chunk, encode_in_worker
 
 MIN_SHARDS = 8  # so that up to 8 workers each read a share of whole files
 SHARD_PAIRS = 100_000  # pairs a shard holds at most: what the shuffling pass keeps in memory
+FLUSH_BYTES = 64 << 20  # records held for the shards before they are appended to their files
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,12 @@ class ShardIndex:
     @property
     def total_pairs(self) -> int:
         return sum(self.pairs)
+
+    @property
+    def max_length(self) -> int:
+        """The longest pair the shards were built to hold (longer ones were left out): the
+        histogram of lengths runs from 0 to it."""
+        return len(self.length_counts) - 1
 
     def paths(self) -> list[str]:
         return [str(self.folder / name) for name in self.files]
@@ -108,7 +115,7 @@ def write_shards(
     rng = np.random.default_rng(seed)
     # First pass: plain length-prefixed records (TFRecord's per-record Python reads cost 16 s a
     # shard to shuffle; these are read back whole in a fraction of a second).
-    writers = [open(folder / f"{name}.unshuffled", "wb") for name in names]
+    unshuffled = _ShardBuffers([folder / f"{name}.unshuffled" for name in names])
     pairs, counts = [0] * shards, np.zeros(max_length + 1, np.int64)
     too_long = src_tokens = tgt_tokens = 0
     if workers > 1:  # each process loads the models once
@@ -125,16 +132,15 @@ def write_shards(
                 if length > max_length:
                     too_long += 1
                     continue
-                writers[shard].write(len(record).to_bytes(4, "little") + record)
+                unshuffled.add(shard, record)
                 pairs[shard] += 1
                 counts[length] += 1
                 src_tokens += src_length
                 tgt_tokens += len(record) // 4 - 1 - src_length
             bar.update(len(records))
+        unshuffled.flush()
     finally:
         bar.close()
-        for writer in writers:
-            writer.close()
     for name in tqdm(names, desc="shuffling shards", unit="shard", delay=2):
         _shuffle_file(folder / f"{name}.unshuffled", folder / name, rng)
     index = ShardIndex(
@@ -142,6 +148,33 @@ def write_shards(
     )
     index.write()
     return index
+
+
+class _ShardBuffers:
+    """Length-prefixed records bound for each shard, held until ``limit`` bytes wait and then
+    appended to their files one file at a time: one file is open at any moment, whatever the
+    number of shards (a corpus of 100M+ pairs has more shards than a process may open files)."""
+
+    def __init__(self, paths: list[Path], limit: int | None = None):
+        self.paths, self.limit = paths, limit or FLUSH_BYTES
+        self.pending: list[list[bytes]] = [[] for _ in paths]
+        self.size = 0
+        for path in paths:  # every shard gets a file, however few pairs it draws
+            path.write_bytes(b"")
+
+    def add(self, shard: int, record: bytes) -> None:
+        self.pending[shard].append(len(record).to_bytes(4, "little") + record)
+        self.size += len(record) + 4
+        if self.size >= self.limit:
+            self.flush()
+
+    def flush(self) -> None:
+        for path, records in zip(self.paths, self.pending, strict=True):
+            if records:
+                with open(path, "ab") as f:
+                    f.write(b"".join(records))
+                records.clear()
+        self.size = 0
 
 
 def _shuffle_file(source: Path, target: Path, rng: np.random.Generator) -> None:

@@ -97,8 +97,8 @@ class RandomSampler:
     to the ``top_k`` most likely tokens (0: all). Stateless: seeded by ``(seed, step)``."""
 
     def __init__(self, temperature: float = 1.0, top_k: int = 0, seed: int = 0):
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, not {temperature}")
+        if isinstance(temperature, (int, float)) and temperature <= 0:  # a tensor: checked by
+            raise ValueError(f"temperature must be positive, not {temperature}")  # its caller
         self.temperature, self.top_k, self.seed = temperature, top_k, seed
 
     def __call__(self, log_probs, t):

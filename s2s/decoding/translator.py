@@ -8,30 +8,22 @@ with a warning on stderr.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
+from s2s.config.validation import ConfigError
 from s2s.data.pipeline import pad_batch
 from s2s.decoding.fusion import ShallowFusion
+from s2s.decoding.hypotheses import Candidate, Hypothesis
 from s2s.decoding.search import beam_search, greedy_search, sample_search
+from s2s.decoding.streaming import arrived_groups
 from s2s.models.loading import fusion_model
 from s2s.text.normalize import normalize
 from s2s.text.tokenizer import Tokenizer
 from s2s.text.vocab import EOS_ID
-
-
-@dataclass
-class Hypothesis:
-    """The best translation of a sentence, and the ``n`` best as ``(text, score)`` pairs;
-    ``length``: pieces the search generated for the best one, ``</s>`` included."""
-
-    text: str
-    score: float
-    nbest: list[tuple[str, float]] = field(default_factory=list)
-    length: int = 0
 
 
 @dataclass
@@ -41,6 +33,17 @@ class Sampling:
     temperature: float = 1.0
     top_k: int = 0
     seed: int = 0
+
+
+def check_sampling(sampling: Sampling, vocab_size: int) -> None:
+    """Refuse sampling settings the search cannot run, naming the setting."""
+    if not sampling.temperature > 0:
+        raise ConfigError(f"sampling temperature must be positive, not {sampling.temperature}")
+    if not 0 <= sampling.top_k <= vocab_size:
+        raise ConfigError(
+            f"sampling top_k must be 0 (every piece) to the target vocabulary's {vocab_size:,} "
+            f"pieces, not {sampling.top_k:,}"
+        )
 
 
 class Translator:
@@ -69,6 +72,8 @@ class Translator:
         lm_weight: float = 0.0,
         jit_compile: bool = False,
     ):
+        if sampling is not None:
+            check_sampling(sampling, tgt_tokenizer.vocab_size)
         self.model, self.src_tok, self.tgt_tok = model, src_tokenizer, tgt_tokenizer
         self.src_lang = src_lang
         self.beam_size, self.alpha = beam_size, alpha
@@ -78,15 +83,24 @@ class Translator:
         self.lm, self.lm_weight = lm, lm_weight
         self.jit_compile = jit_compile
         self.traces = 0
-        spec = [tf.TensorSpec([None, None], tf.int32)]
-        self._search = tf.function(self._traced_search, input_signature=spec)
+        # Batches of any shape and every value of alpha, temperature and seed share one trace:
+        # a new setting costs no retracing.
+        spec = [
+            tf.TensorSpec([None, None], tf.int32, name="src"),
+            tf.TensorSpec([], tf.float32, name="alpha"),
+            tf.TensorSpec([], tf.float32, name="temperature"),
+            tf.TensorSpec([], tf.int32, name="seed"),
+        ]
+        self._search = tf.function(
+            lambda *args: self._traced_search(*args, return_attention=False), input_signature=spec
+        )
         self._search_attention = tf.function(
-            lambda src: self._traced_search(src, return_attention=True), input_signature=spec
+            lambda *args: self._traced_search(*args, return_attention=True), input_signature=spec
         )
 
-    def _traced_search(self, src, return_attention: bool = False):
+    def _traced_search(self, src, alpha, temperature, seed, return_attention: bool):
         self.traces += 1  # Python side effect: runs once per tracing, not per call
-        return self._search_fn(src, return_attention)
+        return self._search_fn(src, alpha, temperature, seed, return_attention)
 
     @classmethod
     def from_config(
@@ -121,18 +135,17 @@ class Translator:
             return self.model
         return ShallowFusion(self.model, self.lm, self.lm_weight)
 
-    def _search_fn(self, src, return_attention: bool = False):
+    def _search_fn(self, src, alpha, temperature, seed, return_attention: bool = False):
         """``(ids [B, N, T], scores [B, N][, attention [B, N, T, S]])``, best first."""
-        lengths = (self.alpha, self.max_len_a, self.max_len_b)
+        lengths = (alpha, self.max_len_a, self.max_len_b)
         jit = self.jit_compile
         if self.sampling is not None:
-            s = self.sampling
             out = sample_search(
                 self.search_model,
                 src,
-                s.temperature,
-                s.top_k,
-                s.seed,
+                temperature,
+                self.sampling.top_k,
+                seed,
                 *lengths,
                 return_attention,
                 jit_compile=jit,
@@ -151,11 +164,27 @@ class Translator:
             )
         return tuple(x[:, None] for x in out)
 
-    def search_ids(self, src: np.ndarray, attention: bool = False) -> tuple[np.ndarray, ...]:
+    def search_ids(
+        self,
+        src: np.ndarray,
+        attention: bool = False,
+        alpha: float | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+    ) -> tuple[np.ndarray, ...]:
         """Hypotheses per row of a padded id batch: ``(ids [B, N, T], scores [B, N])``, and
-        with ``attention`` their weights ``[B, N, T, S]`` too."""
+        with ``attention`` their weights ``[B, N, T, S]`` too. ``alpha`` (and, when sampling,
+        ``temperature`` and ``seed``) replace the translator's own for this call."""
+        sampling = self.sampling or Sampling()
+        if temperature is not None or seed is not None:
+            check_sampling(Sampling(temperature or sampling.temperature, sampling.top_k), 1 << 30)
+        knobs = (
+            tf.constant(self.alpha if alpha is None else alpha, tf.float32),
+            tf.constant(sampling.temperature if temperature is None else temperature, tf.float32),
+            tf.constant(sampling.seed if seed is None else seed, tf.int32),
+        )
         search = self._search_attention if attention else self._search
-        return tuple(x.numpy() for x in search(tf.constant(src)))
+        return tuple(x.numpy() for x in search(tf.constant(src), *knobs))
 
     def attention(self, sentence: str) -> tuple[list[str], list[str], np.ndarray]:
         """Source pieces, output pieces (with ``</s>``) and the attention weights ``[T, S]`` of
@@ -172,26 +201,30 @@ class Translator:
         """Piece ids of each sentence, normalised as in training; not truncated."""
         return self.src_tok.encode([normalize(s, self.src_lang, self.script) for s in sentences])
 
-    def encode_sources(self, sentences: Sequence[str]) -> list[list[int]]:
-        """:meth:`source_ids` cut to what the model reads, with a warning for each cut."""
+    def encode_sources(self, sentences: Sequence[str], first: int = 1) -> list[list[int]]:
+        """:meth:`source_ids` cut to what the model reads, with a warning for each cut naming
+        the sentence's number (``first`` for the first of ``sentences``)."""
         ids = self.source_ids(sentences)
         for n, seq in enumerate(ids):
             if len(seq) > self.max_src_len:
                 print(
-                    f"warning: sentence {n + 1} has {len(seq)} pieces; translating its first "
-                    f"{self.max_src_len}",
+                    f"warning: sentence {first + n} has {len(seq)} pieces; translating its "
+                    f"first {self.max_src_len}",
                     file=sys.stderr,
                 )
                 ids[n] = seq[: self.max_src_len]
         return ids
 
-    def translate(self, sentences: Sequence[str], progress=None) -> list[Hypothesis]:
+    def translate(
+        self, sentences: Sequence[str], progress=None, first: int = 1
+    ) -> list[Hypothesis]:
         """Translate in the given order; batches are formed by length to limit padding.
 
-        ``progress`` (e.g. a tqdm bar) is advanced by the number of sentences of each batch.
+        ``progress`` (e.g. a tqdm bar) is advanced by the number of sentences of each batch;
+        ``first``: the number warnings give the first sentence (a stream's line number).
         """
-        ids = self.encode_sources(sentences)
-        results = [Hypothesis("", 0.0, [("", 0.0)]) for _ in ids]  # one each: never shared
+        ids = self.encode_sources(sentences, first)
+        results = [Hypothesis("", 0.0, [Candidate("", 0.0)]) for _ in ids]  # never shared
         order = sorted((i for i, seq in enumerate(ids) if seq), key=lambda i: len(ids[i]))
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
@@ -200,7 +233,7 @@ class Translator:
             texts = self.tgt_tok.decode(out_ids.reshape(len(chunk) * n, -1))
             lengths = np.argmax(out_ids[:, 0] == EOS_ID, axis=1) + 1
             for row, i in enumerate(chunk):
-                nbest = [(texts[row * n + j], float(scores[row, j])) for j in range(n)]
+                nbest = [Candidate(texts[row * n + j], float(scores[row, j])) for j in range(n)]
                 results[i] = Hypothesis(nbest[0][0], nbest[0][1], nbest, int(lengths[row]))
             if progress is not None:
                 progress.update(len(chunk))
@@ -209,15 +242,13 @@ class Translator:
         return results
 
     def translate_stream(
-        self, lines: Iterator[str], chunk: int | None = None, progress=None
+        self, lines: Iterable[str], chunk: int | None = None, progress=None, pause: float = 0.05
     ) -> Iterator[Hypothesis]:
-        """Translate a stream chunk by chunk (order kept), one hypothesis per input line."""
-        chunk = chunk or self.batch_size * 4
-        buffer: list[str] = []
-        for line in lines:
-            buffer.append(line.rstrip("\r\n"))
-            if len(buffer) >= chunk:
-                yield from self.translate(buffer, progress)
-                buffer = []
-        if buffer:
-            yield from self.translate(buffer, progress)
+        """Translate a stream, one hypothesis per input line, in order: what has arrived is
+        translated when the input pauses for ``pause`` seconds or ``chunk`` lines are waiting
+        (default: four batches), so typed or piped input is answered line by line."""
+        done = 0
+        for group in arrived_groups(lines, chunk or self.batch_size * 4, pause):
+            texts = [line.rstrip("\r\n") for line in group]
+            yield from self.translate(texts, progress, first=done + 1)
+            done += len(group)

@@ -57,6 +57,7 @@ def evaluate_set(
         "steps": state.get("step"),
         "epochs": state.get("epoch"),
         "train_minutes": round(state.get("elapsed_s", 0) / 60, 2),
+        "trained_on": state.get("trained_on"),
         "length_by_source": lengths,
     }
     write_report(folder, eval_set.name, sources, hyps, scores, extra)

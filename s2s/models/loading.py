@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 
 from s2s.config.run_folder import (
+    RunError,
     RunPaths,
     data_paths,
     read_config,
@@ -48,16 +49,31 @@ def load_trained(run_dir: str | Path, weights: str = "best", precision: str | No
     if precision is not None:
         config = {**config, "search": {**config["search"], "precision": precision}}
         check_choices(config)
-    src_tok, tgt_tok = Tokenizer(paths.spm("src")), Tokenizer(paths.spm("tgt"))
+    src_tok, tgt_tok = tokenizer(paths.spm("src")), tokenizer(paths.spm("tgt"))
     if weights == "best" and paths.model.exists():
-        model = keras.saving.load_model(paths.model, compile=False)
+        model = read_file(paths.model, "the model", keras.saving.load_model, compile=False)
     else:
         model = build_model(config, src_tok, tgt_tok)
         path = paths.best_weights if weights == "best" else last_checkpoint(paths)
         if not path.exists():
-            raise FileNotFoundError(f"{path} does not exist: the run has no checkpoint yet")
-        model.load_weights(path)
+            raise RunError(f"{path} does not exist: the run has no checkpoint yet")
+        read_file(path, "the checkpoint", model.load_weights)
     return config, in_precision(model, config, src_tok, tgt_tok), src_tok, tgt_tok
+
+
+def read_file(path: Path, what: str, read, *args, **kwargs):
+    """``read(path, ...)``, a file a run wrote; a damaged one is refused naming it."""
+    try:
+        return read(path, *args, **kwargs)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise RunError(f"{path}: cannot read {what} ({type(e).__name__}: {e})") from e
+
+
+def tokenizer(path: Path) -> Tokenizer:
+    """A run's SentencePiece model, refused naming the file when missing or damaged."""
+    if not path.exists():
+        raise RunError(f"{path} does not exist: the run has no SentencePiece model yet")
+    return read_file(path, "the SentencePiece model", Tokenizer)
 
 
 def in_precision(model: Seq2Seq, config: dict, src_tok: Tokenizer, tgt_tok: Tokenizer):
@@ -81,14 +97,15 @@ def load_language_model(run_dir: str | Path) -> tuple[dict, RecurrentLM, Tokeniz
     config = read_config(paths)
     if config["lm"]["side"] is None:
         raise ConfigError(f"{run_dir} is not a language model run (its lm.side is unset)")
-    tokenizer = Tokenizer(data_paths(config, paths).spm(config["lm"]["side"]))
+    side_tok = tokenizer(data_paths(config, paths).spm(config["lm"]["side"]))
     if paths.model.exists():
-        return config, keras.saving.load_model(paths.model, compile=False), tokenizer
-    model = lm_from_config(config["lm"], config["model"]["cell"], tokenizer.vocab_size)
+        model = read_file(paths.model, "the model", keras.saving.load_model, compile=False)
+        return config, model, side_tok
+    model = lm_from_config(config["lm"], config["model"]["cell"], side_tok.vocab_size)
     if not paths.best_weights.exists():
-        raise FileNotFoundError(f"{paths.best_weights} does not exist: the run has no checkpoint")
-    model.load_weights(paths.best_weights)
-    return config, model, tokenizer
+        raise RunError(f"{paths.best_weights} does not exist: the run has no checkpoint")
+    read_file(paths.best_weights, "the checkpoint", model.load_weights)
+    return config, model, side_tok
 
 
 def fusion_model(search: dict, tgt_tok: Tokenizer) -> RecurrentLM | None:
@@ -96,8 +113,8 @@ def fusion_model(search: dict, tgt_tok: Tokenizer) -> RecurrentLM | None:
     share the translation model's target vocabulary."""
     if not search.get("lm_weight"):
         return None
-    _, lm, tokenizer = load_language_model(search["lm_run"])
-    if tokenizer.serialized() != tgt_tok.serialized():
+    _, lm, lm_tok = load_language_model(search["lm_run"])
+    if lm_tok.serialized() != tgt_tok.serialized():
         raise ConfigError(
             f"search.lm_run {search['lm_run']}: its vocabulary is not this model's target "
             "vocabulary (train it with --set lm.data_from=<the translation run>)"

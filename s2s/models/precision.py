@@ -16,16 +16,51 @@ import tensorflow as tf
 from s2s.config.choices import PRECISIONS
 
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+# The CPU features that decide how fast a run trains and in which precision (``auto``).
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", *BF16_CPU_FLAGS, "amx_tile")
+
+
+def cpu_info() -> tuple[str, set[str]]:
+    """The CPU's model name and flags (Linux: ``/proc/cpuinfo``; elsewhere unknown, none)."""
+    name, flags = "unknown", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and name == "unknown":
+                    name = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return name, flags
 
 
 def cpu_has_bfloat16() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (Linux: the flags in /proc/cpuinfo)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return any(flag in flags for flag in BF16_CPU_FLAGS)
+    """Whether this CPU multiplies bfloat16 natively."""
+    return bool(cpu_info()[1] & set(BF16_CPU_FLAGS))
+
+
+def machine(policy: str) -> dict:
+    """What a run records of the machine it trains on: the precision ``policy`` resolved to,
+    the CPU and its speed-relevant flags, cores, TensorFlow's threads, GPUs and versions."""
+    import os
+
+    name, flags = cpu_info()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "precision": resolve_precision(policy),
+        "cpu": name,
+        "cpu_flags": [flag for flag in SPEED_FLAGS if flag in flags],
+        "cores": cores,
+        "threads": {
+            "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+        },
+        "gpus": [gpu.name for gpu in tf.config.list_physical_devices("GPU")],
+        "tensorflow": tf.__version__,
+        "keras": keras.version(),
+    }
 
 
 def resolve_precision(policy: str) -> str:

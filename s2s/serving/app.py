@@ -42,6 +42,50 @@ PAGE = Path(__file__).with_name("page")
 MAX_BODY_BYTES = 64 * 1024  # a request body larger than this is refused before it is parsed
 
 
+class BodyLimit:
+    """ASGI middleware: a request body is read only up to ``limit`` bytes, counted as they
+    arrive (a declared ``Content-Length`` over it is refused before anything is read; a chunked
+    body is cut off once it passes it): 413. A body that is not UTF-8: 400. The endpoint then
+    reads the body from here, so memory per request is bounded by ``limit``."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        size = dict(scope["headers"]).get(b"content-length")
+        if size is not None and (not size.isdigit() or int(size) > self.limit):
+            message = f"request body of {size.decode('latin-1')} bytes; the limit is {self.limit:,}"
+            return await _error(413, message)(scope, receive, send)
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            if len(body) > self.limit:
+                over = f"request body over the limit of {self.limit:,} bytes"
+                return await _error(413, over)(scope, receive, send)
+            if not message.get("more_body", False):
+                break
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            bad = f"request body is not UTF-8: {e.reason} at byte {e.start}"
+            return await _error(400, bad)(scope, receive, send)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        return await self.app(scope, replay, send)
+
+
 def _field(loc) -> str:
     return ".".join(str(p) for p in loc if p != "body") or "body"
 
@@ -51,21 +95,7 @@ def create_app(engine) -> FastAPI:
     app = FastAPI(title="s2s demo", description=__doc__)
     info = engine.info()
 
-    @app.middleware("http")
-    async def check_body(request: Request, call_next):
-        """Refuse a body over the limit before reading it, and one that is not UTF-8."""
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > MAX_BODY_BYTES):
-            return _error(413, f"request body of {size} bytes; the limit is {MAX_BODY_BYTES:,}")
-        if request.method == "POST":
-            body = await request.body()  # read once; the endpoint reads the cached copy
-            if len(body) > MAX_BODY_BYTES:
-                return _error(413, f"request body over the limit of {MAX_BODY_BYTES:,} bytes")
-            try:
-                body.decode("utf-8")
-            except UnicodeDecodeError as e:
-                return _error(400, f"request body is not UTF-8: {e.reason} at byte {e.start}")
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -118,6 +148,39 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status)
 
 
+def listen(host: str, port: int):
+    """A socket bound to ``host:port`` (0: a free port) and listening: connections wait in its
+    backlog until the server starts. Warns when other machines can reach it."""
+    import socket
+    import sys
+
+    if not is_loopback(host):
+        print(
+            f"warning: --host {host} serves the page to other machines, with no "
+            "authentication: whoever reaches it can use the model (for traffic, serve the "
+            "SavedModel with TensorFlow Serving)",
+            file=sys.stderr,
+            flush=True,
+        )
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    return sock
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (``localhost``, 127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: assume it reaches other machines
+        return False
+
+
 def plotly_bundle() -> Path:
     """plotly.js as the ``plotly`` Python package ships it: the page works offline."""
     import plotly
@@ -126,10 +189,14 @@ def plotly_bundle() -> Path:
 
 
 def serve(engine, host: str = "127.0.0.1", port: int = 8000, warm: bool = True) -> None:
-    """Run the page until interrupted; ``warm`` traces the default search first."""
+    """Run the page until interrupted; ``warm`` traces the default search first. ``port`` 0
+    takes a free port; the line printed once the socket is bound gives the real address."""
     import uvicorn
 
     if warm:
         engine.translate(TranslateRequest(text="warm up"))
-    print(f"s2s demo of {engine.info()['run']} on http://{host}:{port}/", flush=True)
-    uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")
+    sock = listen(host, port)
+    bound = sock.getsockname()[1]
+    print(f"s2s demo of {engine.info()['run']} on http://{host}:{bound}/", flush=True)
+    config = uvicorn.Config(create_app(engine), log_level="warning")
+    uvicorn.Server(config).run(sockets=[sock])

@@ -49,7 +49,7 @@ class RunEngine:
         search = self.config["search"]
         return {
             "kind": self.kind,
-            "run": str(self.run_dir),
+            "run": self.run_dir.name,  # the name, not a path of the server's file system
             "src_lang": self.config["data"]["src_lang"],
             "tgt_lang": self.config["data"]["tgt_lang"],
             "beam_size": search["beam_size"],
@@ -60,10 +60,17 @@ class RunEngine:
         }
 
     def translator(self, request: TranslateRequest) -> Translator:
-        """The traced search for these settings (kept: a new setting costs one tracing)."""
+        """The traced search for this beam size (or sampling with this top-k), kept: alpha,
+        temperature and seed are inputs of the trace, so only a new beam size or top-k costs
+        a tracing (1-3 s)."""
         settings = self.settings(request)
         s = request.sampling
-        key = (settings["beam_size"], settings["alpha"], s and tuple(s.model_dump().values()))
+        if s is not None and s.top_k > self.tgt_tok.vocab_size:
+            raise Unsupported(
+                f"sampling.top_k: {s.top_k:,} is more than the model's target vocabulary of "
+                f"{self.tgt_tok.vocab_size:,} pieces"
+            )
+        key = (settings["beam_size"], s and s.top_k)
         if key not in self._translators:
             self._translators[key] = Translator.from_config(
                 self.model,
@@ -72,7 +79,6 @@ class RunEngine:
                 self.config,
                 sampling=Sampling(s.temperature, s.top_k, s.seed) if s else None,
                 beam_size=settings["beam_size"],
-                alpha=settings["alpha"],
             )
             if len(self._translators) > TRANSLATORS_KEPT:
                 self._translators.popitem(last=False)
@@ -88,7 +94,14 @@ class RunEngine:
             lines = [self._empty_line(s) for s in sources]
             rows = [i for i, seq in enumerate(ids) if seq]
             if rows:
-                out = translator.search_ids(pad_batch([ids[i] for i in rows]), request.attention)
+                s = request.sampling
+                out = translator.search_ids(
+                    pad_batch([ids[i] for i in rows]),
+                    request.attention,
+                    alpha=self.settings(request)["alpha"],
+                    temperature=s and s.temperature,
+                    seed=s and s.seed,
+                )
                 for r, i in enumerate(rows):
                     hyps = [
                         self._hypothesis(out, r, j, len(ids[i]))
@@ -200,7 +213,7 @@ class SavedModelEngine:
         search = self.meta["search"]
         return {
             "kind": self.kind,
-            "run": str(self.export_dir),
+            "run": self.export_dir.parent.name or self.export_dir.name,
             "src_lang": self.meta["src_lang"],
             "tgt_lang": self.meta["tgt_lang"],
             "beam_size": search["beam_size"],

@@ -28,6 +28,7 @@ tracked by construction (tokenizer resources included), so no separate ``track()
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -272,10 +273,13 @@ def export(
             "translate_nbest": module.translate_nbest.get_concrete_function(),
         }
         tmp_target = out_dir / f".{target.name}.partial"
-        tf.saved_model.save(module, str(tmp_target), signatures=signatures)
-    sentences = warmup_sentences(run_dir)
-    if sentences:  # TF Serving loads a model without warm-up requests too
-        write_warmup(tmp_target, sentences)
+        try:
+            tf.saved_model.save(module, str(tmp_target), signatures=signatures)
+            if sentences := warmup_sentences(run_dir):  # TF Serving loads without them too
+                write_warmup(tmp_target, sentences)
+        except BaseException:
+            shutil.rmtree(tmp_target, ignore_errors=True)  # nothing half-written is left
+            raise
     tmp_target.rename(target)  # TF Serving must never see a half-written version
     return target
 

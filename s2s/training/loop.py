@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
@@ -96,6 +97,7 @@ class Loop:
     agree_every: int = 20
     started: float | None = None  # time.perf_counter() when the run started (for the log)
     decay: BudgetDecay | None = None  # the budget schedule sets the rate before each step
+    clock: Callable[[], float] = time.perf_counter  # seconds, for intervals and the budget
 
 
 def budget_progress(loop: Loop, step: int, elapsed_s: float) -> float:
@@ -129,14 +131,14 @@ def run_loop(loop: Loop, state: dict, say=print) -> None:
 
 def train_interval(loop: Loop, state: dict, progress: Progress) -> tuple[dict, int, float]:
     """Train steps until the interval ends; returns the last logs, the steps and seconds."""
-    start, steps, seconds = time.perf_counter(), 0, 0.0
+    start, steps, seconds = loop.clock(), 0, 0.0
     while True:
         if loop.decay is not None:
             used = budget_progress(loop, state["step"] + steps, state["elapsed_s"] + seconds)
             loop.model.optimizer.learning_rate.assign(loop.decay.rate(used))
         logs = loop.model.train_function(loop.iterator)
         steps += 1
-        loss, seconds = float(logs["loss"]), time.perf_counter() - start
+        loss, seconds = float(logs["loss"]), loop.clock() - start
         progress.update(
             loss, float(logs["tokens"]) / max(seconds, 1e-9), state["elapsed_s"] + seconds
         )

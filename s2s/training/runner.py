@@ -19,9 +19,9 @@ import tensorflow as tf
 from s2s.config.run_folder import RunPaths, read_state, start, write_state
 from s2s.data.pipeline import Buckets, SubwordSampling, shard_dataset
 from s2s.data.shards import ShardIndex
-from s2s.data.stage import PreparedData, prepare
+from s2s.data.stage import PreparedData, fixed_shards, prepare
 from s2s.models.loss import sequence_loss
-from s2s.models.precision import precision, resolve_precision
+from s2s.models.precision import machine, precision, resolve_precision
 from s2s.text.tokenizer import Tokenizer
 from s2s.training import distribution
 from s2s.training.checkpoints import Checkpoints, average_checkpoints
@@ -55,7 +55,7 @@ def train(
     task.check(config)
     start(paths, config)
     state = read_state(paths)
-    data = prepare(config, data_at, corpus, log)
+    data = prepare(config, data_at, corpus, log, fixed_shards=fixed_shards(paths, data_at, state))
     if not state["finished"]:
         fit(task, config, paths, state, data, strategy, log, loss, started)
     return task.finish(config, paths, data, state, log)
@@ -88,6 +88,11 @@ def fit(task, config, paths, state, data: PreparedData, strategy, log, loss, sta
         row_multiple=strategy.num_replicas_in_sync,
     )
     steps_per_epoch = buckets.steps_per_epoch(data.shards.lengths())
+    # Each session records what it trained in, and on what: ``auto`` resolves per machine.
+    state["trained_on"] = [
+        *state.get("trained_on", []),
+        {"from_step": state["step"], **machine(train_cfg["precision"])},
+    ]
     jit = train_cfg["jit_compile"] and not distributed  # XLA cannot hold cross-replica sums
     with strategy.scope(), precision(train_cfg["precision"]):
         model = compile_model(task.build(config, data), config, jit, loss)

@@ -194,3 +194,27 @@ def test_random_tsv_like_text_never_raises_and_counts_add_up(lines, script, tmp_
     path = tmp_path_factory.mktemp("tsv") / "corpus.tsv"
     path.write_text("\n".join(lines), encoding="utf-8")
     counts_add_up(path, chinese_script=script)
+
+
+def test_the_hash_set_finds_what_was_added_and_keeps_few_runs():
+    """Duplicates are found across chunks in a set of sorted runs merged like a binary
+    counter: at most ~log2(chunks) runs, each hash merged as often, so keeping n hashes costs
+    O(n log n) (re-sorting every hash seen for each chunk cost O(n^2 / chunk))."""
+    import numpy as np
+
+    from s2s.data.cleaning import HashSet
+
+    rng = np.random.default_rng(0)
+    seen, truth = HashSet(), set()
+    for chunk in range(1, 65):
+        values = np.unique(rng.integers(0, 2**40, 500, dtype=np.uint64))
+        values = values[~seen.contains(values)]
+        seen.add(values)
+        truth.update(values.tolist())
+        assert len(seen.runs) <= chunk.bit_length()
+        assert all(np.all(run[1:] > run[:-1]) for run in seen.runs)  # sorted, distinct
+    queries = np.concatenate(
+        [rng.integers(0, 2**40, 2000, dtype=np.uint64), np.array(sorted(truth)[::7], np.uint64)]
+    )
+    np.testing.assert_array_equal(seen.contains(queries), [q in truth for q in queries.tolist()])
+    assert len(seen) == len(truth)

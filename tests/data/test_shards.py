@@ -139,3 +139,50 @@ def test_a_sampling_stream_reads_the_same_texts_in_new_pieces_and_saves_its_posi
     rows = [tuple(r[r > 0]) for _ in range(3) for r in next(stream)[0][0].numpy()]
     assert set(tok.decode(rows)) <= set(frame["src"]) and len(set(rows) - best) > len(rows) / 2
     tf.train.Checkpoint(iterator=stream).write(str(tmp_path / "ckpt" / "input"))
+
+
+def test_the_writer_holds_one_shard_file_open_at_a_time(corpus, tmp_path, monkeypatch):
+    """50 shards (as a large corpus has hundreds): the writer used to open all of them at once,
+    which past ~1,024 files exceeds what a process may hold open."""
+    from s2s.data import shards
+
+    frame, tok = corpus
+    open_now, most = [0], [0]
+    real_open = open
+
+    class Counted:
+        def __init__(self, *args, **kwargs):
+            self.file = real_open(*args, **kwargs)
+            open_now[0] += 1
+            most[0] = max(most[0], open_now[0])
+
+        def write(self, data):
+            return self.file.write(data)
+
+        def close(self):
+            if not self.file.closed:
+                open_now[0] -= 1
+            self.file.close()
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+
+    monkeypatch.setattr(shards, "SHARD_PAIRS", len(frame) // 50 + 1)
+    total = len(frame)
+    whole = write_shards(chunks(frame), tok, tok, tmp_path / "a", max_length=40, total_pairs=total)
+    monkeypatch.setattr(shards, "open", Counted, raising=False)
+    monkeypatch.setattr(shards, "FLUSH_BYTES", 4096)  # many small appends to every shard
+    index = write_shards(chunks(frame), tok, tok, tmp_path / "b", max_length=40, total_pairs=total)
+    assert len(index.files) == 50 and index.total_pairs + index.too_long == len(frame)
+    assert most[0] == 1
+    read = [Path(p).read_bytes() for p in index.paths()]
+    assert read == [Path(p).read_bytes() for p in whole.paths()]  # the same shards
+
+
+def test_the_index_knows_the_longest_pair_its_shards_hold(corpus, tmp_path):
+    frame, tok = corpus
+    index = write_shards(chunks(frame), tok, tok, tmp_path, max_length=12, total_pairs=len(frame))
+    assert index.max_length == 12 and ShardIndex.read(tmp_path).max_length == 12

@@ -32,8 +32,11 @@ def test_empty_and_over_long_input_get_defined_answers(translator, capsys):
     assert out[3].nbest[0] == (out[3].text, out[3].score)
     assert "translating its first" in capsys.readouterr().err
     [unknown] = translator.translate(["𓀀𓀁𓀂 ꙮꙮ"])  # nothing the vocabulary knows
-    assert translator.src_tok.encode(["𓀀𓀁𓀂 ꙮꙮ"])[0].count(1) >= 2  # unknown pieces
-    assert isinstance(unknown.text, str) and unknown.nbest
+    [pieces] = translator.encode_sources(["𓀀𓀁𓀂 ꙮꙮ"])
+    assert pieces.count(1) >= 2  # unknown pieces, searched like any others
+    ids, scores = translator.search_ids(pad_batch([pieces]))
+    assert unknown.text == translator.tgt_tok.decode(ids[0])[0]
+    assert unknown.score == pytest.approx(float(scores[0, 0]), abs=1e-5) and unknown.score < 0
 
 
 class NoPieces:
@@ -103,11 +106,20 @@ def test_nbest_is_ranked_and_its_first_entry_is_the_translation(translator):
     assert out[1].text == ""
 
 
-def test_new_batch_shapes_do_not_retrace_the_search(translator):
+def test_new_batch_shapes_and_new_alphas_do_not_retrace_the_search(trained_run):
+    """A translator of its own (a shared one has been traced by other tests): one tracing for
+    every batch shape and every length penalty."""
+    config, model, src_tok, tgt_tok = load_trained(trained_run)
+    translator = Translator.from_config(model, src_tok, tgt_tok, config)
+    assert translator.traces == 0
     translator.translate(["我们走吧。"])
-    traces = translator.traces
     translator.translate(["你好。", "汤姆不想去那里，因为他很累。", "这是我的书。"] * 30)
-    assert translator.traces == traces == 1
+    batch = pad_batch(translator.encode_sources(["汤姆不想去那里，因为他很累。"]))
+    by_alpha = {alpha: translator.search_ids(batch, alpha=alpha)[0] for alpha in (0.0, 0.6, 3.0)}
+    assert translator.traces == 1
+    for alpha, ids in by_alpha.items():  # each call searched with its own alpha
+        own = Translator.from_config(model, src_tok, tgt_tok, config, alpha=alpha)
+        assert (own.search_ids(batch)[0] == ids).all()
 
 
 def test_attention_of_one_sentence_for_plots(translator):

@@ -4,12 +4,14 @@ real server: 20 concurrent requests and the page driven by headless Chromium."""
 from __future__ import annotations
 
 import json
+import queue
+import re
+import select
 import shutil
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
+import threading
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -55,7 +57,8 @@ def test_translate_answers_like_the_translator_with_pieces_and_attention(engine,
         weights = np.array(best["attention"])
         assert weights.shape == (len(best["pieces"]), len(line["source_pieces"]))
         assert np.allclose(weights.sum(1), 1.0, atol=1e-3)  # each step attends to the source
-        assert best["pieces"][-1] == "</s>" or len(best["pieces"]) > 1
+        assert best["pieces"][-1] == "</s>"  # every hypothesis ends (forced at the limit)
+        assert engine.tgt_tok.sp.decode_pieces(best["pieces"][:-1]) == best["text"]
     assert lines[-1] == {  # an empty line: an empty translation, nothing searched
         "source": "",
         "source_pieces": [],
@@ -161,47 +164,34 @@ def test_a_saved_model_serves_translations_and_refuses_other_search(trained_run,
 # --- the real server --------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(trained_run):
-    """``python -m s2s demo`` in its own process; yields its URL."""
-    port = free_port()
+    """``s2s demo`` in its own process on a port it picks itself (``--port 0``: no port is
+    chosen here and reused later); yields its URL and its process."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "s2s",
-            "demo",
-            "--run",
-            str(trained_run),
-            "--port",
-            str(port),
-            "--clusters",
-            "4",
-        ],
+        [sys.executable, "-m", "s2s", "demo", "--run", str(trained_run), "--port", "0",
+         "--clusters", "4"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the demo server exited:\n{process.stdout.read()}")
+    )  # fmt: skip
+    said: queue.Queue = queue.Queue()
+    reader = threading.Thread(target=lambda: [said.put(line) for line in process.stdout])
+    reader.daemon = True
+    reader.start()
+    url, seen = None, []
+    while url is None:
         try:
-            urllib.request.urlopen(url + "api/info", timeout=1)
-            break
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("the demo server did not answer within 180 s")
-    yield url
+            line = said.get(timeout=300)
+        except queue.Empty:
+            process.kill()
+            pytest.fail("the demo server said nothing for 300 s:\n" + "".join(seen))
+        seen.append(line)
+        if match := re.search(r"on (http://127\.0\.0\.1:\d+/)", line):
+            url = match.group(1)
+        elif process.poll() is not None:
+            pytest.fail("the demo server exited:\n" + "".join(seen))
+    yield url, process
     process.terminate()
     process.wait(timeout=30)
 
@@ -226,6 +216,7 @@ def cli_translate(run: Path, sentences: list[str], *args: str) -> list[str]:
 
 
 def test_twenty_concurrent_requests_all_get_their_own_answer(server, engine):
+    server, _ = server
     texts = [SENTENCES[i % len(SENTENCES)] for i in range(20)]
     beams = [1 + i % 3 for i in range(20)]
     with ThreadPoolExecutor(20) as pool:
@@ -269,6 +260,7 @@ def browser():
 
 
 def test_the_page_translates_as_the_cli_does(server, trained_run, tmp_path):
+    server, _ = server
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -311,3 +303,82 @@ def test_the_page_translates_as_the_cli_does(server, trained_run, tmp_path):
         assert not logs, logs
     finally:
         driver.quit()
+
+
+def resident_mb(process) -> float:
+    """The resident memory of a process (Linux), in MB."""
+    status = Path(f"/proc/{process.pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
+
+
+def test_a_chunked_body_is_refused_as_it_passes_the_limit_not_read_whole(server):
+    """No Content-Length: the body arrives in chunks. The server answers 413 once it has read
+    64 KiB, while the client is still sending (it used to read the whole body first), keeps
+    its memory, and goes on serving."""
+    url, process = server
+    host, port = re.match(r"http://([^:]+):(\d+)/", url).groups()
+    before = resident_mb(process)
+    chunk = b"x" * (64 * 1024)
+    frame = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+    sent, answer = 0, b""
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(
+            b"POST /api/translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        while sent < 256 * len(chunk):  # at most 16 MB offered
+            if select.select([conn], [], [], 0)[0]:  # the server has answered
+                break
+            try:
+                conn.sendall(frame)
+            except (BrokenPipeError, ConnectionResetError, TimeoutError):
+                break
+            sent += len(chunk)
+        answer = conn.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert sent < 8 * 1024 * 1024  # answered long before the body could end
+    assert resident_mb(process) - before < 32
+    assert post(url + "api/translate", {"text": SENTENCES[0]})["lines"][0]["source"] == SENTENCES[0]
+
+
+def test_top_k_beyond_the_vocabulary_is_a_422_naming_it(engine, client):
+    too_many = engine.tgt_tok.vocab_size + 1
+    body = {"text": SENTENCES[0], "sampling": {"top_k": too_many}}
+    answer = client.post("/api/translate", json=body)
+    assert answer.status_code == 422 and "top_k" in answer.json()["detail"]
+    body["sampling"]["top_k"] = engine.tgt_tok.vocab_size  # every piece: allowed
+    assert client.post("/api/translate", json=body).status_code == 200
+
+
+def test_fifty_length_penalties_share_one_traced_search(trained_run):
+    """alpha (like temperature and seed) is an input of the traced search: after warm-up no
+    request retraces it, and each request searches with its own alpha."""
+    engine = engines.RunEngine(trained_run, clusters=4, sentences=40)
+    engine.translate(schemas.TranslateRequest(text="warm up"))
+    translator = engine.translator(schemas.TranslateRequest(text=""))
+    traced = translator.traces
+    alphas = [round(0.05 * i, 2) for i in range(50)]
+    answers = {
+        alpha: engine.translate(schemas.TranslateRequest(text=SENTENCES[2], alpha=alpha))
+        for alpha in alphas
+    }
+    assert traced == 1 and translator.traces == traced
+    for alpha in (0.0, 2.45):
+        expected = python_translations(engine, SENTENCES[2:3], alpha=alpha)[0]
+        assert answers[alpha][0].translation == expected.text
+        assert answers[alpha][0].score == pytest.approx(expected.score, abs=1e-4)
+
+
+def test_the_api_names_the_run_not_its_path(client, trained_run):
+    assert client.get("/api/info").json()["run"] == trained_run.name
+
+
+def test_a_host_other_machines_reach_is_warned_about(capsys):
+    with app.listen("0.0.0.0", 0) as sock:
+        assert sock.getsockname()[1] > 0  # a free port, bound and listening
+    assert "warning: --host 0.0.0.0" in capsys.readouterr().err
+    with app.listen("127.0.0.1", 0):
+        pass
+    assert capsys.readouterr().err == ""
+    assert app.is_loopback("127.0.0.1") and app.is_loopback("::1") and app.is_loopback("localhost")
+    assert not app.is_loopback("0.0.0.0") and not app.is_loopback("example.org")

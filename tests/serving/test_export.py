@@ -256,3 +256,17 @@ def test_an_export_in_the_training_precision_translates_like_python(trained_run,
     python = Translator.from_config(model, src_tok, tgt_tok, config).translate(texts)
     assert [t.decode("utf-8") for t in out["translation"].numpy()] == [h.text for h in python]
     assert out["score"].numpy().tolist() == pytest.approx([h.score for h in python], abs=1e-5)
+
+
+def test_a_failed_export_leaves_no_partial_version(trained_run, tmp_path, monkeypatch):
+    """A version folder is written as ``.N.partial`` and renamed when complete; an export that
+    fails (here: the disk fills while the warm-up requests are written) removes it."""
+    from s2s.serving import export as export_module
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export_module, "write_warmup", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        export(trained_run, tmp_path / "exports")
+    assert list((tmp_path / "exports").iterdir()) == []

@@ -180,3 +180,52 @@ def test_subword_sampling_reads_the_runs_sentencepiece_models_when_asked(trained
     sampling = subword_sampling(config, src_tok, tgt_tok)
     assert sampling.src_model == paths.spm("src").read_bytes() != sampling.tgt_model
     assert (sampling.alpha, sampling.nbest) == (0.2, 64)
+
+
+def test_a_run_without_dev_or_test_sets_trains_keeps_its_last_checkpoint_and_says_so(
+    tmp_path, corpus_file
+):
+    """``data.dev_sources: 0`` and ``data.test_sources: 0`` are documented ("0: no such set");
+    they used to crash after cleaning and SentencePiece (no dev) or after training (no test),
+    and again on every rerun."""
+    overrides = [*TINY, "data.dev_sources=0", "data.test_sources=0", "train.eval_steps=15"]
+    config = load_config("zh-en", overrides=[*overrides, "train.epochs=1"])
+    said = []
+    assert train(config, tmp_path / "run", corpus_file, log=said.append) == {}
+    state = runs.read_state(runs.RunPaths(tmp_path / "run"))
+    assert state["finished"] and state["best_step"] == state["step"] > 15  # the last is kept
+    assert "averaged" not in state
+    assert any(line.startswith("no dev set") for line in said)
+    assert any(line.startswith("no test set") for line in said)
+    assert train(config, tmp_path / "run", corpus_file, log=said.append) == {}  # a rerun too
+
+
+def test_shards_for_other_buckets_are_rebuilt_before_training_and_refused_after(
+    trained_run, tmp_path, corpus_file
+):
+    """The shards record the longest pair they hold. Other train.bucket_boundaries rebuild
+    them while nothing has trained on them; a run that has is refused, naming the key (it used
+    to fail mid-training in tf.data, or keep long pairs silently excluded)."""
+    from s2s.data.stage import prepare
+
+    wider = load_config("zh-en", overrides=[*TINY, "train.bucket_boundaries=[8, 16, 48]"])
+    with pytest.raises(ConfigError, match=r"train\.bucket_boundaries .*trained \d+ steps"):
+        train(wider, trained_run, corpus_file, log=lambda *_: None)
+    paths = runs.RunPaths(tmp_path / "fresh")
+    short = load_config("zh-en", overrides=[*TINY, "train.bucket_boundaries=[4, 8]"])
+    narrow = prepare(short, paths, corpus_file, log=lambda *_: None)
+    said = []
+    wide = prepare(load_config("zh-en", overrides=TINY), paths, corpus_file, log=said.append)
+    assert narrow.shards.max_length == 7 and wide.shards.max_length == 31
+    assert narrow.shards.too_long > wide.shards.too_long
+    assert narrow.shards.total_pairs + narrow.shards.too_long == wide.shards.total_pairs
+    assert any("at most 7 pieces" in line and "building them again" in line for line in said)
+
+
+def test_a_run_records_the_precision_and_machine_it_trained_on(trained_run):
+    state = runs.read_state(runs.RunPaths(trained_run))
+    [session] = state["trained_on"]
+    assert session["from_step"] == 0 and session["precision"] in ("float32", "mixed_bfloat16")
+    assert session["cores"] >= 1 and session["tensorflow"] and "threads" in session
+    report = json.loads((trained_run / "eval" / "test.json").read_text())
+    assert report["trained_on"] == state["trained_on"]
