@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from s2s.config import load_config
+from s2s.config import ConfigError, load_config
 from s2s.config.choices import DECODE_PRECISIONS
 
 
@@ -47,6 +47,41 @@ def train_run(config: dict, run: str, corpus: str | None) -> dict | None:
     except TrainingDiverged as e:
         log(f"error: {e}")
         return None
+
+
+def model_args(parser: argparse.ArgumentParser) -> None:
+    """``--run`` (repeatable: an ensemble) and ``--checkpoints last:N``."""
+    parser.add_argument(
+        "--run",
+        action="append",
+        help="run folder (default runs/zh-en); repeat for an ensemble, which searches with the "
+        "first run's settings and the mean of every run's log-probabilities",
+    )
+    parser.add_argument(
+        "--checkpoints",
+        metavar="last:N",
+        help="an ensemble of the first run's last N kept checkpoints (and the other runs)",
+    )
+
+
+def runs_of(args) -> tuple[str, list[str], int]:
+    """The first run, the other runs and the number of checkpoints of ``model_args``."""
+    runs = args.run or ["runs/zh-en"]
+    checkpoints = 0
+    if args.checkpoints:
+        kind, _, count = args.checkpoints.partition(":")
+        if kind != "last" or not count.isdigit() or int(count) < 1:
+            raise ConfigError(f"--checkpoints {args.checkpoints}: expected last:N, N >= 1")
+        checkpoints = int(count)
+    return runs[0], runs[1:], checkpoints
+
+
+def load_model(args, precision: str | None = None):
+    """``(config, model, src_tok, tgt_tok)`` of ``model_args``: a run, or an ensemble."""
+    from s2s.decoding.ensemble import load_ensemble
+
+    first, others, checkpoints = runs_of(args)
+    return load_ensemble(first, others, checkpoints, precision)
 
 
 def fusion_args(parser: argparse.ArgumentParser) -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from s2s.cli.common import fusion_args, log, precision_arg
+from s2s.cli.common import fusion_args, load_model, log, model_args, precision_arg, runs_of
 from s2s.text.normalize import HAN
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("evaluate", help="score a run's test sets, or a hypothesis file")
-    p.add_argument("--run", default="runs/zh-en")
+    model_args(p)
     p.add_argument(
         "--split", default="test", help="dev, test, another named test set, or all (test sets)"
     )
@@ -49,24 +49,30 @@ def cmd_evaluate(args) -> int:
     from s2s.data.prepared import load_eval_sets
     from s2s.decoding.translator import Translator
     from s2s.evaluation.reports import evaluate_set
-    from s2s.models.loading import load_trained
 
-    config, model, src_tok, tgt_tok = load_trained(args.run, precision=args.precision)
+    first, others, checkpoints = runs_of(args)
+    config, model, src_tok, tgt_tok = load_model(args, args.precision)
     if args.tokenize:
         config["eval"]["tokenize"] = args.tokenize
     for key in ("lm_run", "lm_weight"):
         if getattr(args, key) is not None:
             config["search"][key] = getattr(args, key)
-    paths = RunPaths(Path(args.run))
+    paths = RunPaths(Path(first))
     sets = load_eval_sets(paths.data)
     names = [n for n in sets if n != "dev"] if args.split == "all" else [args.split]
     for name in names:
         if name not in sets:
-            raise SystemExit(f"{args.run} has no set {name!r} (it has: {', '.join(sets)})")
+            raise SystemExit(f"{first} has no set {name!r} (it has: {', '.join(sets)})")
     state = read_state(paths)
     translator = Translator.from_config(model, src_tok, tgt_tok, config, beam_size=args.beam)
+    # An ensemble's reports go beside the first run's own, not over them.
+    folder = paths.eval / "ensemble" if others or checkpoints else paths.eval
+    about = None
+    if others or checkpoints:
+        members = [f"{first} (last {checkpoints} checkpoints)" if checkpoints else first]
+        about = {"members": [*members, *others]}
     for name in names:
-        evaluate_set(translator, sets[name], config, paths.eval, state, log)
+        evaluate_set(translator, sets[name], config, folder, state, log, about)
     return 0
 
 

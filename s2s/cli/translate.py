@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from s2s.cli.common import fusion_args, jit_arg, precision_arg
+from s2s.cli.common import fusion_args, jit_arg, load_model, model_args, precision_arg
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("translate", help="translate stdin (or --input) line by line")
-    p.add_argument("--run", default="runs/zh-en")
+    model_args(p)
     p.add_argument("--input", help="a text file (default: stdin)")
     p.add_argument("--output", help="a file to write (default: stdout)")
     p.add_argument("--beam", type=int, help="beam size (1 = greedy); default from the config")
@@ -31,9 +31,8 @@ def add_parsers(sub) -> None:
 
 def cmd_translate(args) -> int:
     from s2s.decoding.translator import Sampling, Translator
-    from s2s.models.loading import load_trained
 
-    config, model, src_tok, tgt_tok = load_trained(args.run, precision=args.precision)
+    config, model, src_tok, tgt_tok = load_model(args, args.precision)
     sampling = Sampling(args.temperature, args.top_k, args.seed) if args.sample else None
     translator = Translator.from_config(
         model,

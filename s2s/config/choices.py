@@ -23,6 +23,8 @@ BY_KEY = {
     "train.lr_schedule": LR_SCHEDULES,
     "train.distribute": STRATEGIES,
     "train.precision": ("auto", *PRECISIONS),
+    "train.init_reset": ("optimizer", "nothing"),
+    "train.init_vocab": ("parent", "update"),
     "search.stopping": STOPPING,
     "search.precision": DECODE_PRECISIONS,
     "data.chinese_script": SCRIPTS,

@@ -152,6 +152,7 @@ def _fresh_state() -> dict:
         "finished": False,
         "tuned": None,  # search settings chosen on dev: {"beam_size", "alpha", "dev_bleu"}
         "trained_on": [],  # per session: the step it started at, precision, CPU, threads
+        "parent": None,  # train.init_from: the run started from (path, step, config hash)
     }
 
 

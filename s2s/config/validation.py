@@ -131,6 +131,12 @@ def validate(config: dict) -> None:
         raise ConfigError("search.lm_weight must be 0 or more")
     if config["search"]["lm_weight"] and not config["search"]["lm_run"]:
         raise ConfigError("search.lm_weight needs search.lm_run (a language model run)")
+    ensemble = config["search"]["ensemble"]
+    if not isinstance(ensemble, list) or not all(isinstance(r, str) and r for r in ensemble):
+        raise ConfigError(f"search.ensemble must be a list of run folders, not {ensemble!r}")
+    init_from = config["train"]["init_from"]
+    if init_from is not None and (not isinstance(init_from, str) or not init_from):
+        raise ConfigError(f"train.init_from must be a run folder or null, not {init_from!r}")
     boundaries = config["train"]["bucket_boundaries"]
     if list(boundaries) != sorted(set(boundaries)):
         raise ConfigError("train.bucket_boundaries must be strictly increasing")

@@ -98,7 +98,7 @@ class ShallowFusion:
             tokens, tm_states, memory, keys, mask, beam=beam
         )
         lm_logits, lm_states = self.lm.step(tokens, lm_states)
-        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1) + self.weight * (
-            tf.nn.log_softmax(tf.cast(lm_logits, tf.float32), axis=-1)
-        )
+        if not getattr(self.model, "scores_are_log_probs", False):  # an ensemble's are
+            logits = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+        log_probs = logits + self.weight * tf.nn.log_softmax(tf.cast(lm_logits, tf.float32), -1)
         return log_probs, (tm_states, lm_states), weights

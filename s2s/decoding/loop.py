@@ -51,7 +51,7 @@ class Active(NamedTuple):
     index: tf.Tensor  # [A] the sentence's row in the batch
     tokens: tf.Tensor  # [A*K] the alive hypotheses' last tokens
     states: object  # decoder states, [A*K, ...] each
-    memory: tf.Tensor  # [A, S, D]
+    memory: tf.Tensor  # [A, S, D] (an ensemble: one per member, a tuple)
     keys: tf.Tensor  # [A, S, Dk]
     mask: tf.Tensor  # [A, S]
     limit: tf.Tensor  # [A] tokens allowed before </s>
@@ -214,9 +214,9 @@ def retire(active: Active, finished: Finished, done, k: int) -> tuple[Active, Fi
             index=per_sentence(active.index),
             tokens=per_beam(active.tokens),
             states=tf.nest.map_structure(per_beam, active.states),
-            memory=per_sentence(active.memory),
-            keys=per_sentence(active.keys),
-            mask=per_sentence(active.mask),
+            memory=tf.nest.map_structure(per_sentence, active.memory),
+            keys=tf.nest.map_structure(per_sentence, active.keys),
+            mask=tf.nest.map_structure(per_sentence, active.mask),
             limit=per_sentence(active.limit),
             alive_log_prob=per_sentence(active.alive_log_prob),
             finished=tf.nest.map_structure(per_sentence, active.finished),

@@ -35,10 +35,11 @@ def evaluate_set(
     folder: Path,
     state: dict | None = None,
     log=print,
+    about: dict | None = None,
 ) -> dict:
     """Search ``eval_set`` with ``translator``, score it and write its report into ``folder``
     (a run's ``eval/``); ``state``: the run's ``state.json``, whose progress the report
-    repeats. Returns the report."""
+    repeats; ``about``: more to record (an ensemble's members). Returns the report."""
     sources, refs = eval_set.sources, eval_set.references
     t = time.perf_counter()
     hyps = [h.text for h in translator.translate(sources)]
@@ -58,7 +59,9 @@ def evaluate_set(
         "epochs": state.get("epoch"),
         "train_minutes": round(state.get("elapsed_s", 0) / 60, 2),
         "trained_on": state.get("trained_on"),
+        "parent": state.get("parent"),
         "length_by_source": lengths,
+        **(about or {}),
     }
     write_report(folder, eval_set.name, sources, hyps, scores, extra)
     log(

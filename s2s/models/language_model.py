@@ -113,6 +113,14 @@ class RecurrentLM(SequenceModel):
             x = out + x if i > 0 else out
         return states
 
+    def vocabulary_weights(self) -> list[tuple]:
+        """``(variable, side, axis)`` of every weight indexed by piece ids (``side`` is
+        ``lm``: the one vocabulary of the model's side)."""
+        found = [(self.embedding.embeddings, "lm", 0)]
+        if self.output_proj is None:
+            return [*found, (self.output_bias, "lm", 0)]
+        return [*found, (self.output_proj.kernel, "lm", 1), (self.output_proj.bias, "lm", 0)]
+
     def logits_for(self, src, tgt_in, training=False):
         """The pipeline's batches hold an empty source for a language model: ``tgt_in`` alone."""
         return self(tgt_in, training=training)

@@ -36,13 +36,14 @@ def last_checkpoint(paths: RunPaths) -> Path:
     return paths.step_weights(read_state(paths)["step"])
 
 
-def load_trained(run_dir: str | Path, weights: str = "best", precision: str | None = None):
+def load_trained(run_dir: str | Path, weights: str | int = "best", precision: str | None = None):
     """``(config, model, src_tokenizer, tgt_tokenizer)`` of a trained run; ``config`` holds the
     search settings the run chose on dev.
 
-    ``weights``: ``best`` (``model.keras`` once the run finished, else the best checkpoint) or
-    ``last`` (the last checkpoint). ``precision`` (default: the run's ``search.precision``):
-    ``float32``, or ``train`` for the model in the precision it trained in (:func:`in_precision`).
+    ``weights``: ``best`` (``model.keras`` once the run finished, else the best checkpoint),
+    ``last`` (the last checkpoint) or a step (the checkpoint of that step, if it is kept).
+    ``precision`` (default: the run's ``search.precision``): ``float32``, or ``train`` for the
+    model in the precision it trained in (:func:`in_precision`).
     """
     paths = RunPaths(Path(run_dir))
     config = with_tuned(read_config(paths), read_state(paths))
@@ -54,7 +55,10 @@ def load_trained(run_dir: str | Path, weights: str = "best", precision: str | No
         model = read_file(paths.model, "the model", keras.saving.load_model, compile=False)
     else:
         model = build_model(config, src_tok, tgt_tok)
-        path = paths.best_weights if weights == "best" else last_checkpoint(paths)
+        if isinstance(weights, int):
+            path = paths.step_weights(weights)
+        else:
+            path = paths.best_weights if weights == "best" else last_checkpoint(paths)
         if not path.exists():
             raise RunError(f"{path} does not exist: the run has no checkpoint yet")
         read_file(path, "the checkpoint", model.load_weights)

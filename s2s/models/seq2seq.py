@@ -114,6 +114,22 @@ class Seq2Seq(SequenceModel):
     def logits_for(self, src, tgt_in, training=False):
         return self((src, tgt_in), training=training)
 
+    def vocabulary_weights(self) -> list[tuple]:
+        """``(variable, side, axis)`` of every weight indexed by piece ids: which vocabulary
+        (``src`` or ``tgt``) its ``axis`` runs over (for a new vocabulary's shared rows)."""
+        decoder = self.decoder
+        found = [
+            (self.encoder.embedding.embeddings, "src", 0),
+            (decoder.embedding.embeddings, "tgt", 0),
+        ]
+        if decoder.tie_embeddings:
+            return [*found, (decoder.output_bias, "tgt", 0)]
+        return [
+            *found,
+            (decoder.output_proj.kernel, "tgt", 1),
+            (decoder.output_proj.bias, "tgt", 0),
+        ]
+
     # -- saving -----------------------------------------------------------------------------
 
     def get_config(self):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,8 @@ from s2s.analysis import hidden_states as states_lib
 from s2s.config.run_folder import RunPaths
 from s2s.data.pipeline import pad_batch
 from s2s.data.prepared import load_eval_sets
+from s2s.decoding.ensemble import Ensemble, load_ensemble
 from s2s.decoding.translator import Sampling, Translator
-from s2s.models.loading import load_trained
 from s2s.serving.schemas import (
     MAX_BEAM,
     Automaton,
@@ -32,13 +33,26 @@ TRANSLATORS_KEPT = 8  # traced searches kept, one per search setting (a new one 
 
 
 class RunEngine:
-    """A trained run: every control, attention, and the encoder's states."""
+    """A trained run (or an ensemble led by it: ``others``, ``checkpoints``): every control,
+    attention, and the encoder's states (of the first member)."""
 
     kind = "run"
 
-    def __init__(self, run_dir: str | Path, clusters: int = 8, sentences: int = 300):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        clusters: int = 8,
+        sentences: int = 300,
+        others: Sequence[str | Path] = (),
+        checkpoints: int = 0,
+    ):
         self.run_dir = Path(run_dir)
-        self.config, self.model, self.src_tok, self.tgt_tok = load_trained(run_dir)
+        self.config, self.model, self.src_tok, self.tgt_tok = load_ensemble(
+            run_dir, others, checkpoints
+        )
+        self.encoder_model = (
+            self.model.members[0] if isinstance(self.model, Ensemble) else self.model
+        )
         self.paths = RunPaths(self.run_dir)
         self.clusters, self.sentences = clusters, sentences
         self.lock = threading.Lock()  # one request's model work at a time
@@ -165,7 +179,7 @@ class RunEngine:
         sources = load_eval_sets(self.paths.data)["dev"].sources[: self.sentences]
         translator = self.translator(TranslateRequest(text=""))
         ids = [seq[: translator.max_src_len] for seq in translator.source_ids(sources)]
-        trace = states_lib.states_of_ids(self.model, self.src_tok, [s for s in ids if s])
+        trace = states_lib.states_of_ids(self.encoder_model, self.src_tok, [s for s in ids if s])
         k = min(self.clusters, len(trace.states))
         labels, centers = states_lib.kmeans(trace.states, k=k, seed=0)
         projection = states_lib.fit_pca(trace.states)
@@ -186,7 +200,7 @@ class RunEngine:
         with self.lock:
             translator = self.translator(TranslateRequest(text=""))
             ids = [seq[: translator.max_src_len] for seq in translator.source_ids([line])]
-            trace = states_lib.states_of_ids(self.model, self.src_tok, ids)
+            trace = states_lib.states_of_ids(self.encoder_model, self.src_tok, ids)
         if not trace.pieces:
             return StatesResponse(pieces=[], points=[], clusters=[])
         return StatesResponse(

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -39,9 +40,10 @@ import tensorflow_text as tf_text
 from s2s.config.run_folder import RunPaths
 from s2s.data.errors import CorpusError
 from s2s.data.prepared import load_eval_sets
+from s2s.decoding.ensemble import load_ensemble
 from s2s.decoding.fusion import ShallowFusion
 from s2s.decoding.search import beam_search, greedy_search
-from s2s.models.loading import fusion_model, load_trained
+from s2s.models.loading import fusion_model
 from s2s.serving.text_graph import normalization_tables, normalize_text
 from s2s.text.vocab import EOS_ID, PAD_ID, UNK_ID
 
@@ -208,14 +210,18 @@ def export(
     lm_weight: float | None = None,
     precision: str | None = None,
     jit_compile: bool | None = None,
+    others: Sequence[str | Path] = (),
+    checkpoints: int = 0,
 ) -> Path:
     """Export the run's best model to ``out_dir/<next version>/``; returns that folder.
+    ``others`` and ``checkpoints`` make it an ensemble (see
+    :func:`s2s.decoding.ensemble.load_ensemble`): one graph holding every member.
     ``lm_run``/``lm_weight`` (default: the run's ``search`` settings) put a language model for
     shallow fusion into the graph; ``precision`` (default: the run's ``search.precision``) is
     the one the graph computes in; ``jit_compile`` (default: the run's ``search.jit_compile``)
     compiles the search with XLA, which TF Serving runs only when started with
     ``--xla_cpu_compilation_enabled=true``."""
-    config, model, src_tok, tgt_tok = load_trained(run_dir, precision=precision)
+    config, model, src_tok, tgt_tok = load_ensemble(run_dir, others, checkpoints, precision)
     given = {
         "beam_size": beam_size,
         "lm_run": lm_run,
@@ -243,6 +249,10 @@ def export(
     target = out_dir / str(next_version(out_dir))
     meta = {
         "run": str(Path(run_dir).resolve()),
+        "ensemble": {
+            "runs": [str(Path(r).resolve()) for r in others],
+            "checkpoints": checkpoints,
+        },
         "src_lang": config["data"]["src_lang"],
         "tgt_lang": config["data"]["tgt_lang"],
         "search": {

@@ -96,6 +96,16 @@ class Tokenizer:
             clean.append([i for i in seq if i > EOS_ID or i == UNK_ID])
         return self.sp.decode(clean)
 
+    def same_vocabulary(self, other: Tokenizer) -> bool:
+        """Whether ``other`` has the same pieces with the same ids and scores (models trained
+        on the same sample are the same vocabulary, though their files name other folders)."""
+        size = self.vocab_size
+        return size == other.vocab_size and all(
+            self.sp.id_to_piece(i) == other.sp.id_to_piece(i)
+            and self.sp.get_score(i) == other.sp.get_score(i)
+            for i in range(size)
+        )
+
     def serialized(self) -> bytes:
         """The model proto, for embedding in an exported graph."""
         return self.path.read_bytes()

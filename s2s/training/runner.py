@@ -25,6 +25,7 @@ from s2s.models.precision import machine, precision, resolve_precision
 from s2s.text.tokenizer import Tokenizer
 from s2s.training import distribution
 from s2s.training.checkpoints import Checkpoints, average_checkpoints
+from s2s.training.init_from import Parent, initialise
 from s2s.training.logs import TrainLog
 from s2s.training.loop import Interval, Loop, Patience, TrainingDiverged, run_loop
 from s2s.training.schedules import budget_decay, learning_rate
@@ -52,12 +53,17 @@ def train(
         run_dir = Path(run_dir) / f"worker-{distribution.worker_index()}"
     paths = RunPaths(Path(run_dir))
     config, data_at = task.data_config(config, paths)
+    parent = Parent.of(config)
+    if parent is not None:
+        config = parent.adopt(config)
     task.check(config)
     start(paths, config)
     state = read_state(paths)
+    if parent is not None and config["train"]["init_vocab"] == "parent":
+        parent.give_vocabularies(data_at)
     data = prepare(config, data_at, corpus, log, fixed_shards=fixed_shards(paths, data_at, state))
     if not state["finished"]:
-        fit(task, config, paths, state, data, strategy, log, loss, started)
+        fit(task, config, paths, state, data, strategy, log, loss, started, parent)
     return task.finish(config, paths, data, state, log)
 
 
@@ -77,7 +83,9 @@ def compile_model(
     return model
 
 
-def fit(task, config, paths, state, data: PreparedData, strategy, log, loss, started=None):
+def fit(
+    task, config, paths, state, data: PreparedData, strategy, log, loss, started=None, parent=None
+):
     """Train until the step cap, the time budget or patience; save the best (or averaged)
     model as ``model.keras``."""
     train_cfg = config["train"]
@@ -113,6 +121,13 @@ def fit(task, config, paths, state, data: PreparedData, strategy, log, loss, sta
     scorer = task.scorer(config, data, buckets) if "dev" in data.sets else NoDevScorer()
     if isinstance(scorer, NoDevScorer):
         log("no dev set: no dev scoring; the last checkpoint is kept, not averaged")
+    if parent is not None and not state["step"]:
+        initialise(model, parent, config, task.tokenizers(data), task.builder(parent.config))
+        state["parent"] = parent.record()
+        log(
+            f"starting from {parent.paths.root} (step {parent.state['step']:,}; "
+            f"vocabulary: {config['train']['init_vocab']}, reset: {config['train']['init_reset']})"
+        )
     if state["step"]:
         checkpoints.restore(state["step"], model, inputs)
         log(

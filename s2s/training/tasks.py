@@ -68,6 +68,16 @@ class TranslationTask:
     def build(self, config: dict, data: PreparedData) -> keras.Model:
         return build_model(config, data.src_tok, data.tgt_tok)
 
+    @staticmethod
+    def tokenizers(data: PreparedData) -> dict:
+        """The vocabularies the model's weights are indexed by, by side."""
+        return {"src": data.src_tok, "tgt": data.tgt_tok}
+
+    @staticmethod
+    def builder(config: dict):
+        """Builds an untrained model of ``config`` for given vocabularies (a parent's)."""
+        return lambda tokenizers: build_model(config, tokenizers["src"], tokenizers["tgt"])
+
     def scorer(self, config: dict, data: PreparedData, buckets: Buckets) -> TranslationScorer:
         dev = data.sets["dev"]
         batches = pair_batches(dev, data.src_tok, data.tgt_tok, buckets)
@@ -120,8 +130,15 @@ class LanguageModelTask:
         return {**config, "data": made["data"], "tokenizer": made["tokenizer"]}, source
 
     def build(self, config: dict, data: PreparedData) -> keras.Model:
-        vocab = data.tokenizer(self.side).vocab_size
-        return lm_from_config(config["lm"], config["model"]["cell"], vocab)
+        return self.builder(config)(self.tokenizers(data))
+
+    def tokenizers(self, data: PreparedData) -> dict:
+        return {"lm": data.tokenizer(self.side)}
+
+    @staticmethod
+    def builder(config: dict):
+        cell = config["model"]["cell"]
+        return lambda tokenizers: lm_from_config(config["lm"], cell, tokenizers["lm"].vocab_size)
 
     def scorer(self, config: dict, data: PreparedData, buckets: Buckets) -> LanguageModelScorer:
         ids = data.tokenizer(self.side).encode(sentences_of(data.sets["dev"], self.side))

@@ -75,9 +75,10 @@ def test_bench_reports_every_figure(trained_run, tmp_path, corpus_file):
         figures = results[group]
         assert figures["sent_per_s"]["median"] > 0 and figures["out_pieces"] >= 1, group
         assert figures["flops_per_piece"] > 0 and 0 < figures["mfu"]["median"] < 1, group
-    # Sources cut to ~5 and ~60 pieces (the tokenizer may re-split a cut by a piece or two).
+    # Sources cut to ~5 and ~60 pieces (the tokenizer may re-split a cut by a piece or two),
+    # then to what the model reads (the tiny config's largest bucket holds 31).
     assert 3 <= results["beam5_batch64_src5"]["src_pieces"] <= 7
-    assert 54 <= results["beam5_batch64_src60"]["src_pieces"] <= 60
+    assert 25 <= results["beam5_batch64_src60"]["src_pieces"] <= 31
     assert 0 < results["train_mfu"]["median"] < 1
     # Each MFU is its speed times the FLOPs counted, over the matmul peak measured.
     peak = results["matmul_gflops"]["median"] * 1e9

@@ -38,10 +38,20 @@ AWKWARD = [
     "，\u0301好\u0301",
 ]
 
-# Runs in a fresh process that cannot import s2s: only TensorFlow and tensorflow-text.
+# Runs in a fresh process that cannot import s2s: only TensorFlow and tensorflow-text. (s2s is
+# installed in the environment, so a finder first in line refuses it.)
 SERVE = """
 import json, sys
-sys.path = [p for p in sys.path if p not in ("", ".")]
+
+
+class NoS2S:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "s2s" or name.startswith("s2s."):
+            raise ImportError("s2s is not available to the serving process")
+
+
+sys.meta_path.insert(0, NoS2S)
 try:
     import s2s
     raise SystemExit("s2s must not be importable here")
@@ -65,7 +75,7 @@ print(json.dumps({
 
 
 def graph_normalize(texts: list[str], lang: str, script: str) -> list[str]:
-    """:func:`s2s.export.normalize_text`, the exported graph's normalisation, on Python text."""
+    """The exported graph's normalisation (:mod:`s2s.serving.text_graph`) on Python text."""
     import tensorflow as tf
 
     tables = normalization_tables(lang, script)
