@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -66,8 +67,12 @@ def test_corpus_stats_on_a_real_slice(corpus_file, tmp_path):
 
 
 def test_prepare_stats_prints_the_tables_and_saves_the_histogram(corpus_file, tmp_path):
+    """From the run's own SentencePiece models: nothing is left in the temporary folder (the
+    statistics used to train models of their own in a mkdtemp folder and leave it there)."""
     png = tmp_path / "lengths.png"
     settings = [arg for o in TINY for arg in ("--set", o)]
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     done = subprocess.run(
         [
             *(sys.executable, "-m", "s2s", "prepare", "--lang", "zh-en", "--run", str(tmp_path)),
@@ -76,8 +81,10 @@ def test_prepare_stats_prints_the_tables_and_saves_the_histogram(corpus_file, tm
         capture_output=True,
         text=True,
         cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(scratch)},
     )
     assert done.returncode == 0, done.stderr
+    assert not [p for p in scratch.iterdir() if p.name.startswith("s2s-")]
     for title in ("percentiles", "maximum length in characters", "in pieces", "coverage"):
         assert title in done.stdout
     assert Image.open(png).size[0] > 500

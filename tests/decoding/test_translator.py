@@ -106,6 +106,19 @@ def test_nbest_is_ranked_and_its_first_entry_is_the_translation(translator):
     assert out[1].text == ""
 
 
+def test_sampling_settings_the_search_cannot_run_are_refused_naming_them(translator):
+    """top_k above the vocabulary made tf.math.top_k fail deep in the graph (a traceback)."""
+    from s2s.config import ConfigError
+    from s2s.decoding.translator import Sampling
+
+    model, src_tok, tgt_tok = translator.model, translator.src_tok, translator.tgt_tok
+    too_many = Sampling(top_k=tgt_tok.vocab_size + 1)
+    with pytest.raises(ConfigError, match=rf"top_k must be 0 .* not {tgt_tok.vocab_size + 1:,}"):
+        Translator(model, src_tok, tgt_tok, "zh", sampling=too_many)
+    with pytest.raises(ConfigError, match="temperature must be positive"):
+        Translator(model, src_tok, tgt_tok, "zh", sampling=Sampling(temperature=0.0))
+
+
 def test_new_batch_shapes_and_new_alphas_do_not_retrace_the_search(trained_run):
     """A translator of its own (a shared one has been traced by other tests): one tracing for
     every batch shape and every length penalty."""

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from s2s.training.logs import Progress
-from s2s.training.loop import Interval, Loop, train_interval
+from s2s.training.loop import Interval, Loop, run_loop, train_interval
 from s2s.training.schedules import BudgetDecay
 
 
@@ -73,6 +73,30 @@ def test_the_loop_sets_the_budget_rate_before_each_step_by_steps_or_by_time():
     model = _Model(seconds=0.125)  # eight steps fill the budget
     train_interval(_loop(model, max_steps=10_000, budget_s=1.0), state, progress)
     assert model.rates == [1, 1, 1, 1, 1, 0.75, 0.5, 0.25]
+
+
+class _ClosedLog:
+    closed = False
+
+    def close(self):
+        self.closed = True
+
+
+def test_the_loop_closes_its_logs_however_it_ends():
+    """The TensorBoard writer was never closed (its last events could stay unwritten)."""
+    model = _Model(seconds=0.0)
+    model.make_train_function = lambda: None
+    loop = _loop(model, max_steps=10, budget_s=1e9)
+    loop.log = _ClosedLog()
+    loop.interval = Interval(steps=100)
+
+    def broken(iterator):
+        raise RuntimeError("the input stream failed")
+
+    model.train_function = broken
+    with pytest.raises(RuntimeError, match="input stream"):
+        run_loop(loop, {"step": 0, "elapsed_s": 0.0}, say=lambda _: None)
+    assert loop.log.closed
 
 
 class _FlatScorer:
